@@ -1,0 +1,29 @@
+"""edgept: make BERT and ViT encoders small and fast, and ship them to the edge.
+
+`import edgept` stays light: torch and onnx are imported only when a verb that needs them is used.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+# Verb -> module that defines it; resolved on first attribute access (PEP 562) so that
+# `import edgept` and `edgept --help` pull in neither torch nor onnx.
+_LAZY = {
+    "load_model": "edgept.models",
+    "export": "edgept.export",
+    "load": "edgept.runtime",
+    "bench": "edgept.bench",
+    "Bundle": "edgept.bundle",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgept' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_LAZY]
