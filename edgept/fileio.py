@@ -1,0 +1,45 @@
+"""Small file helpers every stage shares: content hashes and crash-safe writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Return the hex sha256 of a file's bytes, read in 1 MiB chunks so large models stay out of memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` so that readers see either the old file or the complete new one.
+
+    The bytes go to a temp file in the same directory (a rename is only atomic within one
+    filesystem), are flushed to disk, and replace `path` with `os.replace`. Replacing also gives
+    `path` a fresh inode, so a file hard-linked from another bundle is never modified in place.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """`atomic_write_bytes` for text, encoded as UTF-8 (never the platform's default encoding)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
