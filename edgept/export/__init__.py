@@ -1,0 +1,143 @@
+"""torch -> ONNX bundle: `edgept.export(model_or_checkpoint, "model.edgept")`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from edgept.bundle import Bundle, BundleWriter
+from edgept.errors import ConfigError, ParityError
+from edgept.export.onnx_export import IOSignature, example_inputs, signature, to_onnx
+from edgept.fileio import sha256_file
+from edgept.models import BertConfig, EncoderConfig, parameter_breakdown
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportConfig:
+    """How to export. `tolerance` is the largest |onnx - torch| accepted on fresh random inputs
+    (fp32 vs fp32, so only kernel reordering separates them: 1e-4 leaves ~100x headroom)."""
+
+    opset: int = 17
+    tolerance: float = 1e-4
+    max_length: int = 128  # the tokenizer's default truncation length recorded for `predict`
+    check_batch: int = 3
+    check_length: int = 37  # deliberately unlike the trace shape, so a baked-in dim shows up
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tolerance <= 0:
+            raise ConfigError(f"tolerance must be positive, got {self.tolerance}")
+        if self.max_length <= 0:
+            raise ConfigError(f"max_length must be positive, got {self.max_length}")
+
+
+def parity(proto: onnx.ModelProto, model: nn.Module, config: EncoderConfig, cfg: ExportConfig) -> dict:
+    """Max |ONNX Runtime - PyTorch| of the primary output on seeded random inputs of a new shape."""
+    import onnxruntime as ort
+
+    sig = signature(config)
+    length = cfg.check_length if isinstance(config, BertConfig) else 3 * config.patch_size
+    feeds = example_inputs(sig, config, cfg.check_batch, length, seed=cfg.seed + 1)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, feeds)[0]
+    model.eval()
+    with torch.inference_mode():
+        out = model(*(torch.from_numpy(feeds[n]) for n, _, _ in sig.inputs))
+    ref = (out.logits if sig.outputs[0][0] == "logits" else out.last_hidden_state).numpy()
+    diff = float(np.max(np.abs(got - ref)))
+    return {
+        "max_abs_diff": diff,
+        "tolerance": cfg.tolerance,
+        "inputs": {k: list(v.shape) for k, v in feeds.items()},
+        "reference": "torch fp32 eager",
+    }
+
+
+def _limits(config: EncoderConfig) -> dict:
+    if isinstance(config, BertConfig):
+        return {"vocab_size": config.vocab_size, "type_vocab_size": config.type_vocab_size, "max_sequence": config.max_position}
+    return {"image_size": list(config.image_size), "patch_size": config.patch_size, "channels": config.num_channels}
+
+
+def _preprocess(config: EncoderConfig, source: Path | None, writer: BundleWriter, cfg: ExportConfig) -> dict | None:
+    """Save the source's tokenizer / image pre-processing into the bundle, if the source has one."""
+    from edgept.preprocess import ImagePreprocessor, TextPreprocessor
+
+    if isinstance(config, BertConfig):
+        if source is None or not ((source / "tokenizer.json").exists() or (source / "vocab.txt").exists()):
+            return None
+        max_length = min(cfg.max_length, config.max_position)
+        tok = TextPreprocessor.from_checkpoint(source, max_length=max_length)
+        if tok.vocab_size > config.vocab_size:
+            raise ConfigError(
+                f"the tokenizer in {source} has {tok.vocab_size} tokens but the model's vocabulary is "
+                f"{config.vocab_size}; use the tokenizer the model was trained with"
+            )
+        tok.save(writer.path("tokenizer.json"))
+        return tok.to_dict()
+    if source is None:
+        return None
+    return ImagePreprocessor.from_checkpoint(source, config).to_dict()
+
+
+def export(
+    model: nn.Module | str | os.PathLike,
+    dest: str | os.PathLike,
+    config: ExportConfig = ExportConfig(),
+    *,
+    overwrite: bool = False,
+) -> Bundle:
+    """Export a model (an edgept module, or a checkpoint directory) to a bundle at `dest`.
+
+    The ONNX graph is checked against PyTorch right away on fresh random inputs; a difference above
+    `config.tolerance` raises `ParityError` and writes nothing. The max difference is recorded in the
+    manifest's `export` pass.
+    """
+    source: Path | None = None
+    if not isinstance(model, nn.Module):
+        from edgept.models.hf import load_model
+
+        source = Path(model).resolve()
+        model = load_model(source)
+    mcfg: EncoderConfig = model.config
+    torch.manual_seed(config.seed)
+    proto = to_onnx(model, mcfg, opset=config.opset, seed=config.seed)
+    metrics = parity(proto, model, mcfg, config)
+    if not metrics["max_abs_diff"] <= config.tolerance:  # `not <=` also catches NaN
+        raise ParityError(
+            f"exported ONNX differs from PyTorch by {metrics['max_abs_diff']:.3g} (tolerance {config.tolerance:g}); "
+            "the model uses an op the exporter mistranslates — please report it with `edgept info` output"
+        )
+    sig: IOSignature = signature(mcfg)
+    with BundleWriter(dest, overwrite=overwrite) as w:
+        onnx.save_model(proto, str(w.path("model.onnx")))
+        preprocess = _preprocess(mcfg, source, w, config)
+        w.manifest["model"] = {
+            "arch": mcfg.arch,
+            "task": mcfg.task,
+            "labels": list(mcfg.labels) or None,
+            "params": parameter_breakdown(model)["total"],
+            "source": _source(source),
+            "config": mcfg.to_dict(),
+        }
+        w.manifest["io"] = {**sig.to_dict(), "limits": _limits(mcfg)}
+        w.manifest["preprocess"] = preprocess
+        w.manifest["seed"] = config.seed
+        w.add_pass("export", asdict(config), metrics)
+    return Bundle.open(dest)
+
+
+def _source(source: Path | None) -> dict | None:
+    if source is None:
+        return None
+    weights = next((source / f for f in ("model.safetensors", "pytorch_model.bin") if (source / f).exists()), None)
+    return {"path": str(source), "sha256": sha256_file(weights) if weights else None}
+
+
+__all__ = ["ExportConfig", "export", "parity", "to_onnx"]

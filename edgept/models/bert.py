@@ -64,7 +64,11 @@ class MaskedLMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
     def forward(self, x: Tensor, word_embeddings: Tensor) -> Tensor:
-        return nn.functional.linear(self.norm(self.act(self.dense(x))), word_embeddings, self.bias)
+        h = self.norm(self.act(self.dense(x)))
+        # 2-D, so the ONNX exporter emits Gemm(transB=1) on the embedding matrix itself rather
+        # than constant-folding a transposed copy of it (which would double the vocabulary bytes).
+        logits = nn.functional.linear(h.reshape(-1, h.shape[-1]), word_embeddings, self.bias)
+        return logits.view(*h.shape[:-1], -1)
 
 
 class Bert(nn.Module):
