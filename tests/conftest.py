@@ -14,3 +14,67 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+WORDS = "the a film movie plot great good bad boring fun dull story acting was is and not very".split()
+
+
+def tiny_vocab() -> list[str]:
+    """A WordPiece vocabulary: BERT's special tokens, then a handful of words."""
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+
+
+@pytest.fixture
+def tiny_bert_config():
+    from edgept.models import BertConfig
+
+    def make(**changes):
+        base = dict(
+            hidden_size=32,
+            num_layers=2,
+            num_heads=4,
+            intermediate_size=64,
+            vocab_size=len(tiny_vocab()),
+            max_position=64,
+            task="sequence-classification",
+            labels=("negative", "positive"),
+        )
+        return BertConfig(**{**base, **changes})
+
+    return make
+
+
+@pytest.fixture
+def tiny_vit_config():
+    from edgept.models import ViTConfig
+
+    def make(**changes):
+        base = dict(
+            hidden_size=32,
+            num_layers=2,
+            num_heads=4,
+            intermediate_size=64,
+            image_size=(32, 32),
+            patch_size=8,
+            task="image-classification",
+            labels=("cat", "dog", "bird"),
+        )
+        return ViTConfig(**{**base, **changes})
+
+    return make
+
+
+@pytest.fixture
+def tiny_bert_dir(tmp_path, tiny_bert_config):
+    """A Hugging Face checkpoint directory of a random tiny BERT classifier, with a vocab.txt."""
+    import torch
+
+    from edgept.models import build_model
+    from edgept.models.hf import save_model
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+    torch.manual_seed(0)
+    model = build_model(tiny_bert_config())
+    return save_model(model, tmp_path / "tiny-bert", source=tok)

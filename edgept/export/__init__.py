@@ -13,7 +13,7 @@ from torch import nn
 
 from edgept.bundle import Bundle, BundleWriter
 from edgept.errors import ConfigError, ParityError
-from edgept.export.onnx_export import IOSignature, example_inputs, signature, to_onnx
+from edgept.export.onnx_export import IOSignature, eval_mode, example_inputs, signature, to_onnx
 from edgept.fileio import sha256_file
 from edgept.models import BertConfig, EncoderConfig, parameter_breakdown
 
@@ -46,8 +46,7 @@ def parity(proto: onnx.ModelProto, model: nn.Module, config: EncoderConfig, cfg:
     feeds = example_inputs(sig, config, cfg.check_batch, length, seed=cfg.seed + 1)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(None, feeds)[0]
-    model.eval()
-    with torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         out = model(*(torch.from_numpy(feeds[n]) for n, _, _ in sig.inputs))
     ref = (out.logits if sig.outputs[0][0] == "logits" else out.last_hidden_state).numpy()
     diff = float(np.max(np.abs(got - ref)))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +81,18 @@ def example_inputs(sig: IOSignature, config: EncoderConfig, batch: int, length: 
     return {"pixel_values": rng.standard_normal(shape, dtype=np.float32)}
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run in eval mode and give the caller back the mode it had: exporting a model mid-training
+    must not silently switch its dropout off (torch.onnx.export itself can leave it flipped)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def to_onnx(model: nn.Module, config: EncoderConfig, *, opset: int = 17, seed: int = 0) -> onnx.ModelProto:
     """Trace `model` into an ONNX model with dynamic batch and sequence (or image size) axes.
 
@@ -93,25 +107,19 @@ def to_onnx(model: nn.Module, config: EncoderConfig, *, opset: int = 17, seed: i
     args = tuple(torch.from_numpy(feeds[name]) for name, _, _ in sig.inputs)
     dynamic = {name: {i: d for i, d in enumerate(dims) if isinstance(d, str)} for name, _, dims in sig.inputs + sig.outputs}
     buf = io.BytesIO()
-    was_training = model.training
-    model.eval()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, not the user's concern
-            torch.onnx.export(
-                ExportWrapper(model, sig.outputs[0][0]),
-                args,
-                buf,
-                dynamo=False,
-                opset_version=opset,
-                input_names=[n for n, _, _ in sig.inputs],
-                output_names=[n for n, _, _ in sig.outputs],
-                dynamic_axes=dynamic,
-                do_constant_folding=True,
-            )
-    finally:
-        # torch.onnx.export can leave the module in training mode; restore what the caller had.
-        model.train(was_training)
+    with eval_mode(model), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice, not the user's concern
+        torch.onnx.export(
+            ExportWrapper(model, sig.outputs[0][0]),
+            args,
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[n for n, _, _ in sig.inputs],
+            output_names=[n for n, _, _ in sig.outputs],
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )
     proto = onnx.load_from_string(buf.getvalue())
     dedupe_initializers(proto)
     onnx.checker.check_model(proto)
