@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
+
+from edgept.errors import InputError
 
 _CHUNK = 1 << 20
 
@@ -43,3 +47,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """`atomic_write_bytes` for text, encoded as UTF-8 (never the platform's default encoding)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON object file (config.json, tokenizer_config.json, ...); anything else is a one-line InputError."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read {path} ({e}); fix or remove the file") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}; fix or remove the file")
+    return data
