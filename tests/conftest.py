@@ -7,6 +7,15 @@ import os
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models are dominated by thread hand-off: one thread runs them ~400x faster on a busy
+    2-core machine. Benchmarks set their own thread count."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("EDGEPT_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
         return

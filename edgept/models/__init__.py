@@ -47,5 +47,10 @@ __all__ = [
     "ViTConfig",
     "build_model",
     "config_from_dict",
+    "load_model",
     "parameter_breakdown",
+    "save_model",
 ]
+
+# Imported last: edgept.models.hf builds models with build_model above.
+from edgept.models.hf import load_model, save_model  # noqa: E402
