@@ -50,11 +50,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a JSON object file (config.json, tokenizer_config.json, ...); anything else is a one-line InputError."""
+    """A JSON object from `path` (config.json, tokenizer_config.json, ...); anything else is a
+    one-line InputError, naming the line and column of a syntax error."""
+    path = Path(path)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read {path} ({e}); fix or remove the file") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}; fix or re-save it") from None
+    except (OSError, UnicodeDecodeError) as e:
+        reason = " ".join(str(e).split())
+        raise InputError(f"cannot read {path}: {reason}") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}; fix or remove the file")
+        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}; fix or re-save it")
     return data

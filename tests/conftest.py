@@ -33,44 +33,35 @@ def tiny_vocab() -> list[str]:
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
 
 
+def _factory(cls, **base):
+    """A fixture value: call it with field changes to get a config of `cls` built on `base`."""
+    return lambda **changes: cls(**{**base, **changes})
+
+
+_SMALL = dict(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+
+
 @pytest.fixture
 def tiny_bert_config():
     from edgept.models import BertConfig
 
-    def make(**changes):
-        base = dict(
-            hidden_size=32,
-            num_layers=2,
-            num_heads=4,
-            intermediate_size=64,
-            vocab_size=len(tiny_vocab()),
-            max_position=64,
-            task="sequence-classification",
-            labels=("negative", "positive"),
-        )
-        return BertConfig(**{**base, **changes})
-
-    return make
+    return _factory(
+        BertConfig,
+        **_SMALL,
+        vocab_size=len(tiny_vocab()),
+        max_position=64,
+        task="sequence-classification",
+        labels=("negative", "positive"),
+    )
 
 
 @pytest.fixture
 def tiny_vit_config():
     from edgept.models import ViTConfig
 
-    def make(**changes):
-        base = dict(
-            hidden_size=32,
-            num_layers=2,
-            num_heads=4,
-            intermediate_size=64,
-            image_size=(32, 32),
-            patch_size=8,
-            task="image-classification",
-            labels=("cat", "dog", "bird"),
-        )
-        return ViTConfig(**{**base, **changes})
-
-    return make
+    return _factory(
+        ViTConfig, **_SMALL, image_size=(32, 32), patch_size=8, task="image-classification", labels=("cat", "dog", "bird")
+    )
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from edgept.errors import InputError
+from edgept.fileio import read_json
 
 # In the order transformers prefers them: safetensors first, the pickle-based .bin last.
 WEIGHT_FILES = (
@@ -103,21 +104,6 @@ def _listing(names: list[str], limit: int = 8) -> str:
         return "nothing"
     more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from `path`; invalid JSON is an `InputError` naming the line and column."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(
-            f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}; fix or re-save it"
-        ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read {path}: {one_line(e)}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path} must hold a JSON object, got {type(data).__name__}; fix or re-save it")
-    return data
 
 
 def read_index(path: Path) -> dict[str, str]:

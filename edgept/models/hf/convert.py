@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from edgept.errors import ConfigError, InputError
+from edgept.fileio import read_json
 from edgept.models import build_model, parameter_breakdown
 from edgept.models.config import CONFIGS, EncoderConfig, config_from_dict
 from edgept.models.hf import bert, vit
@@ -18,7 +19,6 @@ from edgept.models.hf.checkpoint import (
     TOKENIZER_FILES,
     CheckpointFiles,
     checkpoint_files,
-    read_json,
     read_tensors,
     tensor_shapes,
     write_checkpoint,
