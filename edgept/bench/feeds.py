@@ -72,7 +72,9 @@ def _resolve_shape(spec: Any, limits: Mapping[str, Any], batch: int, seq: int | 
         wanted = [batch, int(limits.get("channels", _DEFAULT_CHANNELS)), int(height), int(width)]
     else:
         if seq is None:
-            raise ConfigError(f"text input {spec.name!r} needs a sequence length; pass seqs=(128,) or --seq 128")
+            raise ConfigError(
+                f"text input {spec.name!r} needs a sequence length; pass seqs=(128,) or --seq 128"
+            )
         max_seq = limits.get("max_sequence")
         if max_seq is not None and seq > int(max_seq):
             raise ConfigError(

@@ -203,10 +203,22 @@ def measure(
     if len(set(names)) != len(names):
         raise ConfigError(f"variant names must be unique, got {names}")
     shapes = list(shapes)
-    if config.threads is not None and "torch" in sys.modules:
-        # Same intra-op thread count for torch as for ORT, or the comparison measures thread counts.
-        sys.modules["torch"].set_num_threads(config.threads)
-    inputs, limits = _merged_io(variants)
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch else None
+    try:
+        if torch and config.threads is not None:
+            # Same intra-op thread count for torch as for ORT, or the comparison measures thread counts.
+            torch.set_num_threads(config.threads)
+        return _measure(variants, shapes, config, progress)
+    finally:
+        if torch:
+            torch.set_num_threads(torch_threads)  # leave the caller's process as we found it
+
+
+def _measure(
+    variants: Sequence[Variant], shapes: list[Shape], config: BenchConfig, progress: Progress | None
+) -> list[Result]:
+    inputs, limits = merged_io(variants)
     plan = round_plan(len(variants), config.runs, config.rounds)
     total = len(shapes) * len(variants) * (1 + len(plan))
     done = 0
@@ -243,11 +255,11 @@ def measure(
         finally:
             if gc_was_enabled:
                 gc.enable()
-        results.extend(summarize(dict(zip(names, times, strict=True)), shape))
+        results.extend(summarize(dict(zip([v.name for v in variants], times, strict=True)), shape))
     return results
 
 
-def _merged_io(variants: Sequence[Variant]) -> tuple[list[Any], dict[str, Any]]:
+def merged_io(variants: Sequence[Variant]) -> tuple[list[Any], dict[str, Any]]:
     """Union of the variants' declared inputs (first declaration of a name wins) and their limits."""
     inputs: dict[str, Any] = {}
     limits: dict[str, Any] = {}

@@ -58,13 +58,17 @@ def build_variant(spec: VariantSpec) -> Variant:
 def ort_variant(bundle_path: str | Path, threads: int, name: str | None = None) -> Variant:
     """An edgept bundle run with `edgept.runtime.load(bundle, threads=threads)`; times `session.run`."""
     path = Path(bundle_path)
-    return build_variant(VariantSpec(kind="ort", path=str(path), threads=threads, name=name or _stem(path)))
+    return build_variant(
+        VariantSpec(kind="ort", path=str(path), threads=threads, name=name or default_name(path))
+    )
 
 
 def onnx_variant(onnx_path: str | Path, threads: int, name: str | None = None) -> Variant:
     """A bare ONNX file in an onnxruntime CPU session with `threads` intra-op threads."""
     path = Path(onnx_path)
-    return build_variant(VariantSpec(kind="onnx", path=str(path), threads=threads, name=name or _stem(path)))
+    return build_variant(
+        VariantSpec(kind="onnx", path=str(path), threads=threads, name=name or default_name(path))
+    )
 
 
 def torch_variant(source_checkpoint_path: str | Path, threads: int, name: str = "torch eager") -> Variant:
@@ -91,8 +95,8 @@ def source_path(bundle_path: str | Path) -> Path:
     return Path(path)
 
 
-def _stem(path: Path) -> str:
-    # "minilm.int8.edgept" reads better as "minilm.int8".
+def default_name(path: Path) -> str:
+    """A variant's display name: the file or directory name without .edgept/.onnx ("minilm.int8")."""
     return path.name.removesuffix(".edgept").removesuffix(".onnx") or str(path)
 
 
@@ -100,8 +104,8 @@ def _build_ort(spec: VariantSpec) -> Variant:
     from edgept.bundle import Bundle
     from edgept.runtime import load
 
-    bundle = Bundle.open(spec.path)
-    session = load(spec.path, threads=spec.threads)
+    bundle = Bundle.open(spec.path)  # verifies artifact hashes once; load() reuses the opened bundle
+    session = load(bundle, threads=spec.threads)
     names = [i.name for i in bundle.inputs]
 
     def factory(feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
@@ -140,8 +144,12 @@ class _OrtInput:
     dims: tuple[Any, ...]
 
 
-_ORT_TYPES = {"tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(float)": "float32",
-              "tensor(float16)": "float16"}
+_ORT_TYPES = {
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+}
 
 
 def _build_onnx(spec: VariantSpec) -> Variant:
@@ -155,7 +163,11 @@ def _build_onnx(spec: VariantSpec) -> Variant:
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     inputs = tuple(
-        _OrtInput(i.name, _ORT_TYPES.get(i.type, "float32"), tuple(d if isinstance(d, int) else str(d) for d in i.shape))
+        _OrtInput(
+            i.name,
+            _ORT_TYPES.get(i.type, "float32"),
+            tuple(d if isinstance(d, int) else str(d) for d in i.shape),
+        )
         for i in session.get_inputs()
     )
 
@@ -163,8 +175,19 @@ def _build_onnx(spec: VariantSpec) -> Variant:
         mine = {i.name: feeds[i.name] for i in inputs}
         return lambda: session.run(None, mine)
 
-    return Variant(name=spec.name, factory=factory, inputs=inputs, backend="onnxruntime",
-                   precision="", file_bytes=path.stat().st_size, spec=spec)
+    return Variant(
+        name=spec.name,
+        factory=factory,
+        inputs=inputs,
+        backend="onnxruntime",
+        precision="",
+        file_bytes=path.stat().st_size,
+        spec=spec,
+    )
+
+
+# Same labels as the bundles' passes use, so a table column compares like with like.
+_TORCH_PRECISION = {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}
 
 
 def _build_torch(spec: VariantSpec) -> Variant:
@@ -185,8 +208,13 @@ def _build_torch(spec: VariantSpec) -> Variant:
 
         return call
 
-    return Variant(name=spec.name, factory=factory, backend=f"torch {torch.__version__} eager",
-                   precision=str(next(model.parameters()).dtype).removeprefix("torch."), spec=spec)
+    return Variant(
+        name=spec.name,
+        factory=factory,
+        backend=f"torch {torch.__version__} eager",
+        precision=_TORCH_PRECISION.get(str(next(model.parameters()).dtype), "?"),
+        spec=spec,
+    )
 
 
 BACKENDS.add("ort", Backend(_build_ort, ("onnxruntime", "edgept.runtime", "edgept.bundle")))
