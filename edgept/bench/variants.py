@@ -117,7 +117,7 @@ def _build_ort(spec: VariantSpec) -> Variant:
         factory=factory,
         inputs=tuple(bundle.inputs),
         limits=dict(bundle.limits or {}),
-        backend="onnxruntime",
+        backend=session.backend,  # which engine/provider ran: the preflight may have fallen back
         precision=_precision(bundle.manifest),
         file_bytes=Path(bundle.model_path).stat().st_size,
         spec=spec,

@@ -11,7 +11,7 @@ import sys
 import typer
 
 from edgept import __version__
-from edgept.cli import bench, doctor, export, info, run
+from edgept.cli import bench, compile, doctor, export, info, run, targets
 from edgept.errors import EdgeptError
 
 app = typer.Typer(
@@ -23,7 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (info, export, bench, run, doctor):
+for module in (info, export, bench, run, doctor, targets, compile):
     module.register(app)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from edgept.bundle import Bundle, IOSpec
 from edgept.errors import BundleError, ConfigError
 from edgept.preprocess import ImagePreprocessor, TextPreprocessor, from_manifest
+from edgept.runtime.engines import EngineChoice, preflight
 from edgept.runtime.feeds import validate_feeds
 
 CLASSIFICATION_TASKS = ("sequence-classification", "image-classification")
@@ -50,7 +51,9 @@ def load(
     """Open a bundle (verifying its hashes unless `verify=False`) in an onnxruntime session.
 
     `threads` sets intra-op threads (None: onnxruntime's default, one per physical core);
-    `providers` defaults to ["CPUExecutionProvider"].
+    `providers` defaults to ["CPUExecutionProvider"]. Without `providers`, a bundle that holds TensorRT
+    engines goes through `engines.preflight`, which never builds one: ONNX Runtime runs the model (CUDA
+    if present) with an EngineFallbackWarning naming the engine's and this machine's versions.
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle, verify=verify)
     return Session(b, threads=threads, providers=providers)
@@ -64,6 +67,10 @@ class Session:
 
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads must be an int >= 1 or None (onnxruntime's default), got {threads!r}")
+        self._engine: EngineChoice | None = None
+        if providers is None:
+            self._engine = preflight(bundle.path, bundle.manifest)
+            providers = list(self._engine.providers) if self._engine else None
         providers = ["CPUExecutionProvider"] if providers is None else list(providers)
         available = ort.get_available_providers()
         unknown = [p for p in providers if p not in available]
@@ -130,6 +137,11 @@ class Session:
     def outputs(self) -> list[IOSpec]:
         """Declared outputs (manifest io.outputs)."""
         return list(self._outputs)
+
+    @property
+    def backend(self) -> str:
+        """What runs the model, for reports: "onnxruntime CPUExecutionProvider" (+ " (engine fallback)")."""
+        return f"onnxruntime {self.providers[0]}" + (" (engine fallback)" if self._engine else "")
 
     @property
     def providers(self) -> list[str]:

@@ -1,0 +1,228 @@
+"""`compile_for_target(model_or_bundle, dest, CompileConfig(target=...))`: what a named device needs.
+
+CPU targets (backend `ort`): the graph optimised offline, checked against the source bundle.
+TensorRT targets: the ONNX, the engine plan in the manifest, and `build_engine.sh`; the engine itself
+is built on the device (`build_engines`, i.e. `edgept build-engine`), since engines are not portable.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgept.backends import ort as ort_backend
+from edgept.backends import trt
+from edgept.bundle import MANIFEST, Bundle, BundleWriter
+from edgept.errors import ConfigError, EdgeptError, ParityError
+from edgept.fileio import atomic_write_text
+from edgept.targets import PRECISIONS, Target, resolve_target
+
+
+def available_precisions() -> tuple[str, ...]:
+    """Precisions this edgept can produce: fp32 always; int8/fp16 once edgept.quantize provides them."""
+    return ("fp32",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompileConfig:
+    """How to compile. `target`: a shipped name, a family (`jetson`, `gpu`, `cpu`) or a TOML path.
+    `precision`: auto (the target's most preferred one this edgept can produce) or an explicit one.
+    `sequence`: (min, opt, max) for the TensorRT profile, e.g. from `trt.sequence_profile(lengths)`;
+    None uses the target's [shapes]. `tolerance`: max |compiled - source| on fresh random inputs (fp32)."""
+
+    target: str
+    precision: str = "auto"
+    sequence: tuple[int, int, int] | None = None
+    tolerance: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        allowed = ("auto", *PRECISIONS)
+        if self.precision not in allowed:
+            raise ConfigError(f"precision {self.precision!r} is not one of: {', '.join(allowed)}")
+        if not self.tolerance > 0:
+            raise ConfigError(f"tolerance must be positive, got {self.tolerance}")
+        if self.sequence is not None:
+            object.__setattr__(self, "sequence", tuple(int(s) for s in self.sequence))
+            if len(self.sequence) != 3 or not 1 <= self.sequence[0] <= self.sequence[1] <= self.sequence[2]:
+                raise ConfigError(f"sequence must be (min, opt, max) with 1 <= min <= opt <= max, got {self.sequence}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (recorded in the manifest's `compile` pass)."""
+        d = asdict(self)
+        d["sequence"] = list(self.sequence) if self.sequence else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompileConfig:
+        """Inverse of `to_dict`."""
+        return cls(**{**d, "sequence": tuple(d["sequence"]) if d.get("sequence") else None})
+
+
+def choose_precision(target: Target, requested: str, available: tuple[str, ...]) -> str:
+    """`requested` checked against the target and this edgept, or for auto the target's first available one."""
+    if requested == "auto":
+        for p in target.build.precisions:
+            if p in available:
+                return p
+        raise ConfigError(
+            f"target {target.name} allows {', '.join(target.build.precisions)} but this edgept produces only "
+            f"{', '.join(available)}"
+        )
+    target.check_precision(requested)
+    if requested not in available:
+        raise ConfigError(
+            f"precision {requested!r} needs edgept.quantize, which this edgept does not have yet; "
+            f"available: {', '.join(available)} (or auto)"
+        )
+    return requested
+
+
+def _open_source(source: str | os.PathLike, workdir: Path, seed: int) -> Bundle:
+    """A bundle as is, or a model/checkpoint exported into `workdir` first."""
+    path = Path(source)
+    if (path / MANIFEST).is_file():
+        return Bundle.open(path)
+    from edgept.export import ExportConfig, export
+    from edgept.zoo import resolve
+
+    return export(resolve(source), workdir / "source.edgept", ExportConfig(seed=seed))
+
+
+def parity(reference: Path, candidate: Path, bundle: Bundle, seed: int) -> float:
+    """Max |candidate - reference| over every output, both in ORT CPU, on seeded random inputs."""
+    import onnxruntime as ort
+
+    from edgept.bench.feeds import is_image, make_feeds
+
+    seq = None if is_image(bundle.inputs) else min(37, int(bundle.limits.get("max_sequence") or 37))
+    feeds = make_feeds(bundle.inputs, bundle.limits, 2, seq, np.random.default_rng(seed + 7))
+    outs = []
+    for model in (reference, candidate):
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        wanted = {i.name for i in sess.get_inputs()}
+        outs.append(sess.run(None, {k: v for k, v in feeds.items() if k in wanted}))
+    return max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in zip(*outs, strict=True))
+
+
+def _compile_ort(bundle: Bundle, w: BundleWriter, target: Target, cfg: CompileConfig, precision: str) -> dict:
+    import onnxruntime as ort
+
+    done = ort_backend.optimize_offline(bundle.model_path, w.path("model.onnx"), target)
+    diff = parity(bundle.model_path, w.dir / "model.onnx", bundle, cfg.seed)
+    if not diff <= cfg.tolerance:  # `not <=` also catches NaN
+        raise ParityError(
+            f"the offline-optimised graph differs from {bundle.path} by {diff:.3g} (tolerance {cfg.tolerance:g}); "
+            "compile with a looser --tolerance only if you accept that"
+        )
+    w.manifest["compiled"] = {
+        "target": target.name,
+        "backend": "ort",
+        "precision": precision,
+        "providers": ort_backend.providers_for(target, ort.get_available_providers()),
+    }
+    return {
+        "max_abs_diff": diff,
+        "tolerance": cfg.tolerance,
+        "graph_optimization": done,
+        "load_seconds": ort_backend.load_seconds(w.dir / "model.onnx", target),
+    }
+
+
+def _tensorrt_range(target: Target) -> str:
+    low, high = target.backend.tensorrt_min, target.backend.tensorrt_max
+    return f"{low}" if low == high else f">= {low}" + (f", <= {high}" if high else "")
+
+
+def _compile_trt(bundle: Bundle, w: BundleWriter, target: Target, cfg: CompileConfig, precision: str) -> dict:
+    done = (bundle.manifest.get("compiled") or {}).get("target")
+    if done and (bundle.manifest.get("compiled") or {}).get("backend") == "ort":
+        # ONNX Runtime's offline graph holds its own fused ops (com.microsoft), which TensorRT cannot parse.
+        raise ConfigError(
+            f"{bundle.path} was compiled for {done} (ONNX Runtime graph); compile for {target.name} from the "
+            "exported bundle or the model instead"
+        )
+    plan = trt.plan_engine(bundle.inputs, bundle.limits, target, precision, sequence=cfg.sequence)
+    script = w.path(trt.SCRIPT)
+    atomic_write_text(script, trt.build_script(plan, _tensorrt_range(target)))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    engines = dict(w.manifest.get("engines") or {})
+    engines[target.name] = {
+        "status": trt.TO_BUILD,
+        "file": plan.engine,
+        "script": trt.SCRIPT,
+        "tensorrt_range": _tensorrt_range(target),
+        "compute_capability": target.device.compute_capability,
+        "plan": plan.to_dict(),
+    }
+    w.manifest["engines"] = engines
+    w.manifest["compiled"] = {"target": target.name, "backend": "trt", "precision": precision}
+    return {"engine": trt.TO_BUILD, "profiles": [p["name"] for p in plan.to_dict()["profiles"]]}
+
+
+def compile_for_target(
+    source: str | os.PathLike, dest: str | os.PathLike, config: CompileConfig, *, overwrite: bool = False
+) -> tuple[Bundle, str | None]:
+    """Compile a bundle (or a model, exported first) for `config.target` into a new bundle at `dest`.
+
+    Returns (bundle, note): the note says which profile a family name resolved to (None otherwise).
+    """
+    target, note = resolve_target(config.target)
+    precision = choose_precision(target, config.precision, available_precisions())
+    Path(dest).absolute().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(dest).absolute().parent, prefix=".edgept-compile-") as tmp:
+        bundle = _open_source(source, Path(tmp), config.seed)
+        with BundleWriter(dest, overwrite=overwrite, base=bundle) as w:
+            compile_fn = _compile_trt if target.uses_tensorrt else _compile_ort
+            metrics = compile_fn(bundle, w, target, config, precision)
+            w.add_pass(
+                "compile",
+                {**config.to_dict(), "resolved_target": target.name, "precision": precision,
+                 "target_profile": target.to_dict()},
+                metrics,
+            )
+    return Bundle.open(dest), note
+
+
+def build_engines(path: str | os.PathLike, target: str | None = None) -> Bundle:
+    """Build the bundle's pending TensorRT engine on this machine (TensorRT and a GPU needed) and
+    record TensorRT version and compute capability in the manifest; the bundle is replaced atomically."""
+    from edgept.runtime.engines import cuda_device
+
+    bundle = Bundle.open(path)
+    engines = bundle.manifest.get("engines") or {}
+    if not engines:
+        raise ConfigError(f"{path} holds no engine plan; make one with `edgept compile ... --target <trt target>`")
+    if target is None and len(engines) == 1:
+        target = next(iter(engines))
+    if target not in engines:
+        raise ConfigError(f"{path} has engine plans for {', '.join(sorted(engines))}; pass --target with one of them")
+    trt.import_tensorrt()  # fail with the install hint before touching anything
+    cc, gpu = cuda_device()
+    if cc is None:
+        raise EdgeptError("no CUDA GPU found (libcuda could not be loaded or reports no device); run this on the device")
+    plan = trt.EnginePlan.from_dict(engines[target]["plan"])
+    with BundleWriter(bundle.path, overwrite=True, base=bundle) as w:
+        facts = trt.build_engine(plan, bundle.path, w.dir)
+        entry = {
+            **engines[target],
+            "status": "built",
+            "tensorrt": facts["tensorrt"],
+            "compute_capability": cc,
+            "gpu": gpu,
+            "built": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        w.manifest["engines"] = {**engines, target: entry}
+        w.add_pass("build-engine", {"target": target, "plan": plan.to_dict()}, {
+            "tensorrt": facts["tensorrt"], "compute_capability": cc, "gpu": gpu, "engine_bytes": facts["bytes"]})
+    return Bundle.open(bundle.path)
+
+
+__all__ = ["CompileConfig", "available_precisions", "build_engines", "choose_precision", "compile_for_target"]

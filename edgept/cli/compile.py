@@ -1,0 +1,65 @@
+"""`edgept compile MODEL|BUNDLE --target NAME -o BUNDLE` and `edgept build-engine BUNDLE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgept.cli.console import err, out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compile")(compile_cmd)
+    app.command("build-engine")(build_engine_cmd)
+
+
+def compile_cmd(
+    source: str = typer.Argument(..., help="A bundle, a checkpoint directory, or a shipped model name (minilm)."),
+    target: str = typer.Option(..., "--target", "-t", help="A target (edgept targets list), a family (cpu, gpu, jetson) or a .toml path."),
+    output: Path = typer.Option(..., "-o", "--output", help="Bundle directory to write."),
+    precision: str = typer.Option("auto", help="auto (the target's most preferred precision this edgept can produce) or an explicit one the target allows (`edgept targets show NAME`)."),
+    seq: str = typer.Option(None, help="TensorRT profile sequence lengths min,opt,max (default: the target's [shapes])."),
+    tolerance: float = typer.Option(1e-4, help="Largest |compiled - source| accepted on random inputs (CPU targets)."),
+    seed: int = typer.Option(0, help="Seed for export and parity inputs."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
+) -> None:
+    """Compile a model or bundle for a target device: an optimised ORT bundle, or a TensorRT-ready one."""
+    from edgept.backends.compile import CompileConfig, compile_for_target
+    from edgept.cli.console import parse_ints
+
+    config = CompileConfig(
+        target=target,
+        precision=precision,
+        sequence=parse_ints(seq, "--seq") if seq else None,
+        tolerance=tolerance,
+        seed=seed,
+    )
+    with err.status(f"compiling {source} for {target} ..."):
+        bundle, note = compile_for_target(source, output, config, overwrite=force)
+    if note:
+        err.print(note, highlight=False)
+    compiled = bundle.manifest["compiled"]
+    metrics = bundle.passes[-1]["metrics"]
+    line = f"wrote [bold]{bundle.path}[/]: target {compiled['target']}, {compiled['precision']}, backend {compiled['backend']}"
+    if compiled["backend"] == "trt":
+        line += f"; engine: {metrics['engine']} (copy the bundle there and run `edgept build-engine` or build_engine.sh)"
+    else:
+        line += f"; max |compiled - source| = {metrics['max_abs_diff']:.2e}, loads in {metrics['load_seconds']:.2f} s"
+    out.print(line)
+
+
+def build_engine_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle made by `edgept compile --target <TensorRT target>`."),
+    target: str = typer.Option(None, "--target", "-t", help="Which engine plan to build, when the bundle holds several."),
+) -> None:
+    """Build the bundle's TensorRT engine on this device (needs TensorRT and the GPU it is for)."""
+    import logging
+
+    from edgept.backends.compile import build_engines
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with err.status(f"building the TensorRT engine for {bundle} (minutes) ..."):
+        built = build_engines(bundle, target)
+    for name, entry in built.manifest["engines"].items():
+        out.print(f"{name}: {entry['status']}, TensorRT {entry.get('tensorrt')}, compute capability {entry.get('compute_capability')}")
