@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 
 from edgept.backends import ort as ort_backend
 from edgept.backends import trt
 from edgept.bundle import MANIFEST, Bundle, BundleWriter
+from edgept.configs import DictConfig
 from edgept.errors import ConfigError, EdgeptError, ParityError
 from edgept.fileio import atomic_write_text
 from edgept.targets import PRECISIONS, Target, resolve_target
@@ -31,11 +32,13 @@ def available_precisions() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CompileConfig:
+class CompileConfig(DictConfig):
     """How to compile. `target`: a shipped name, a family (`jetson`, `gpu`, `cpu`) or a TOML path.
     `precision`: auto (the target's most preferred one this edgept can produce) or an explicit one.
     `sequence`: (min, opt, max) for the TensorRT profile, e.g. from `trt.sequence_profile(lengths)`;
     None uses the target's [shapes]. `tolerance`: max |compiled - source| on fresh random inputs (fp32)."""
+
+    kind: ClassVar[str] = "compile config"
 
     target: str
     precision: str = "auto"
@@ -53,17 +56,6 @@ class CompileConfig:
             object.__setattr__(self, "sequence", tuple(int(s) for s in self.sequence))
             if len(self.sequence) != 3 or not 1 <= self.sequence[0] <= self.sequence[1] <= self.sequence[2]:
                 raise ConfigError(f"sequence must be (min, opt, max) with 1 <= min <= opt <= max, got {self.sequence}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (recorded in the manifest's `compile` pass)."""
-        d = asdict(self)
-        d["sequence"] = list(self.sequence) if self.sequence else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CompileConfig:
-        """Inverse of `to_dict`."""
-        return cls(**{**d, "sequence": tuple(d["sequence"]) if d.get("sequence") else None})
 
 
 def choose_precision(target: Target, requested: str, available: tuple[str, ...]) -> str:

@@ -12,12 +12,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from edgept.bench.feeds import make_feeds
+from edgept.configs import DictConfig
 from edgept.errors import ConfigError
 
 Progress = Callable[[int, int, str], None]
@@ -25,7 +26,7 @@ Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True, kw_only=True)
-class BenchConfig:
+class BenchConfig(DictConfig):
     """How to measure.
 
     batches, seqs: the shapes, every batch with every sequence length (images ignore seqs).
@@ -34,6 +35,8 @@ class BenchConfig:
     threads: intra-op threads for every backend alike; None = the CPUs this process may use.
     seed: for the synthetic inputs.
     """
+
+    kind: ClassVar[str] = "bench config"
 
     batches: tuple[int, ...] = (1, 8)
     seqs: tuple[int, ...] = (128,)
@@ -61,13 +64,6 @@ class BenchConfig:
             )
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {self.threads!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BenchConfig:
-        return cls(**data)
 
 
 def _is_int(value: object) -> bool:

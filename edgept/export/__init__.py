@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import onnx
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from edgept.bundle import Bundle, BundleWriter
+from edgept.configs import DictConfig
 from edgept.errors import ConfigError, ParityError
 from edgept.export.onnx_export import IOSignature, eval_mode, example_inputs, signature, to_onnx
 from edgept.fileio import sha256_file
@@ -19,9 +21,11 @@ from edgept.models import BertConfig, EncoderConfig, parameter_breakdown
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExportConfig:
+class ExportConfig(DictConfig):
     """How to export. `tolerance` is the largest |onnx - torch| accepted on fresh random inputs
     (fp32 vs fp32, so only kernel reordering separates them: 1e-4 leaves ~100x headroom)."""
+
+    kind: ClassVar[str] = "export config"
 
     opset: int = 17
     tolerance: float = 1e-4
@@ -128,7 +132,7 @@ def export(
         w.manifest["io"] = {**sig.to_dict(), "limits": _limits(mcfg)}
         w.manifest["preprocess"] = preprocess
         w.manifest["seed"] = config.seed
-        w.add_pass("export", asdict(config), metrics)
+        w.add_pass("export", config.to_dict(), metrics)
     return Bundle.open(dest)
 
 

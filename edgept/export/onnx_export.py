@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import warnings
 from collections.abc import Iterator
@@ -12,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
 from torch import nn
 
 from edgept.errors import ConfigError
 from edgept.models import BertConfig, EncoderConfig
+from edgept.onnxutil import dedupe_initializers
 
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -124,32 +123,3 @@ def to_onnx(model: nn.Module, config: EncoderConfig, *, opset: int = 17, seed: i
     dedupe_initializers(proto)
     onnx.checker.check_model(proto)
     return proto
-
-
-def dedupe_initializers(proto: onnx.ModelProto) -> int:
-    """Merge initializers with identical dtype, shape and bytes into one; return how many went.
-
-    Constant folding gives every use of a tied or shared weight its own folded copy (a transposed
-    decoder matrix, say); ALBERT exports are ~7x their parameter bytes for that reason
-    (transformers#8869). One copy per distinct tensor keeps the file at its parameter size.
-    """
-    keep: dict[tuple, str] = {}
-    rename: dict[str, str] = {}
-    survivors = []
-    for init in proto.graph.initializer:
-        arr = numpy_helper.to_array(init)
-        key = (init.data_type, arr.shape, hashlib.sha256(arr.tobytes()).hexdigest())
-        if key in keep:
-            rename[init.name] = keep[key]
-        else:
-            keep[key] = init.name
-            survivors.append(init)
-    if not rename:
-        return 0
-    del proto.graph.initializer[:]
-    proto.graph.initializer.extend(survivors)
-    for node in proto.graph.node:
-        for i, name in enumerate(node.input):
-            if name in rename:
-                node.input[i] = rename[name]
-    return len(rename)

@@ -5,10 +5,10 @@ These are edgept's own configs, not Hugging Face's; `edgept.models.hf` maps betw
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from edgept.configs import DictConfig
 from edgept.errors import ConfigError
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "quick_gelu")
@@ -22,7 +22,7 @@ def _require(cond: bool, msg: str) -> None:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EncoderConfig:
+class EncoderConfig(DictConfig):
     """What every transformer encoder here shares.
 
     `num_groups` is ALBERT's cross-layer sharing: layer i runs the weights of group
@@ -30,6 +30,7 @@ class EncoderConfig:
     `num_groups == num_layers` means no sharing.
     """
 
+    kind: ClassVar[str] = "model config"
     arch: ClassVar[str] = ""
     tasks: ClassVar[tuple[str, ...]] = ()
 
@@ -42,6 +43,7 @@ class EncoderConfig:
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
     num_groups: int | None = None  # None: one group per layer (no sharing)
+    ffn_rank: int | None = None  # None: dense feed-forward; r: each FFN matrix is a rank-r LowRankLinear
     task: str = "feature-extraction"
     labels: tuple[str, ...] = ()
     classifier_dropout: float | None = None  # None: hidden_dropout
@@ -59,6 +61,11 @@ class EncoderConfig:
         _require(
             1 <= groups <= self.num_layers,
             f"num_groups must be between 1 and num_layers={self.num_layers}, got {groups}",
+        )
+        _require(
+            self.ffn_rank is None or 1 <= self.ffn_rank <= min(self.hidden_size, self.intermediate_size),
+            f"ffn_rank must be in 1..min(hidden_size, intermediate_size)="
+            f"{min(self.hidden_size, self.intermediate_size)} or None, got {self.ffn_rank}",
         )
         _require(self.task in self.tasks, f"task {self.task!r} is not one of {self.tasks} for {self.arch}")
         needs_labels = self.task.endswith("classification")
@@ -90,31 +97,15 @@ class EncoderConfig:
         """The weight group that layer `layer` runs (ALBERT's mapping)."""
         return layer * self.groups // self.num_layers
 
-    def replace(self, **changes: Any) -> Self:
-        return dataclasses.replace(self, **changes)
-
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["labels"] = list(self.labels)
-        return {"arch": self.arch, **d}
+        return {"arch": self.arch, **super().to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Self:
         d = dict(d)
         arch = d.pop("arch", cls.arch)
         _require(arch == cls.arch, f"config is for arch {arch!r}, not {cls.arch!r}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        _require(not unknown, f"unknown {cls.arch} config keys {unknown}; allowed: {sorted(known)}")
-        if "labels" in d:
-            d["labels"] = tuple(d["labels"])
-        for k in ("image_size",):
-            if k in d and isinstance(d[k], list):
-                d[k] = tuple(d[k])
-        try:
-            return cls(**d)
-        except TypeError as e:  # a value of the wrong type in a hand-edited file
-            raise ConfigError(f"invalid {cls.arch} config: {e}") from None
+        return super().from_dict(d)
 
 
 @dataclass(frozen=True, kw_only=True)

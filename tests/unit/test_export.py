@@ -11,8 +11,9 @@ from onnx import TensorProto, helper, numpy_helper
 from edgept.bundle import Bundle
 from edgept.errors import ConfigError, ParityError
 from edgept.export import ExportConfig, export
-from edgept.export.onnx_export import dedupe_initializers, example_inputs, signature
+from edgept.export.onnx_export import example_inputs, signature
 from edgept.models import build_model
+from edgept.onnxutil import dedupe_initializers
 from edgept.runtime import load
 
 TOL = 1e-4  # fp32 vs fp32: only kernel order separates ONNX Runtime from PyTorch
