@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,9 @@ def _checkpoint_task(
     return ("masked-lm" if "head.bias" in ours else "feature-extraction"), None
 
 
-def _plan(files: CheckpointFiles, task: str | None, names: list[str]) -> _Plan:
+def _plan(
+    files: CheckpointFiles, task: str | None, names: list[str], labels: tuple[str, ...] | None = None
+) -> _Plan:
     where = str(files.config)
     hf = read_json(files.config)
     family = _family(hf, where)
@@ -91,22 +94,27 @@ def _plan(files: CheckpointFiles, task: str | None, names: list[str]) -> _Plan:
         cfg = _edgept_block(hf["edgept"], cfg, family, where)
     if architecture in family.refused and (task is None or task == cfg.task):
         raise ConfigError(f"{where}: {architecture} is not supported: {family.refused[architecture]}")
-    fresh = task is not None and task != cfg.task
+    target = cfg.task if task is None else task
+    if labels is not None and not target.endswith("classification"):
+        raise ConfigError(f"labels= needs a classification task, but {where} loads as {target!r}; pass task= too")
+    # Other labels than the checkpoint's (e.g. a fine-tuning set's) also mean a fresh head.
+    fresh = target != cfg.task or (labels is not None and labels != cfg.labels)
     if fresh:
-        if task not in cfg.tasks:
-            raise ConfigError(f"task {task!r} is not one of {cfg.tasks} for a {family.model_type} checkpoint")
+        if target not in cfg.tasks:
+            raise ConfigError(f"task {target!r} is not one of {cfg.tasks} for a {family.model_type} checkpoint")
+        new_labels = labels if labels is not None else labels_from(hf, where)
         changes: dict[str, Any] = {
-            "task": task,
-            "labels": labels_from(hf, where) if task.endswith("classification") else (),
+            "task": target,
+            "labels": new_labels if target.endswith("classification") else (),
         }
-        if task == "sequence-classification":
+        if target == "sequence-classification":
             changes["pooler"] = (
                 True  # BERT's classifier reads the pooler: a fresh one if the checkpoint has none
             )
         try:
             cfg = cfg.replace(**changes)
         except ConfigError as e:
-            raise ConfigError(f"{where} with task={task!r}: {e}") from None
+            raise ConfigError(f"{where} with task={target!r}: {e}") from None
     return _Plan(files, hf, family, cfg, architecture, fresh)
 
 
@@ -141,18 +149,21 @@ def read_config(path: str | os.PathLike, task: str | None = None) -> EncoderConf
     return _plan(files, task, list(tensor_shapes(files))).config
 
 
-def load_model(path: str | os.PathLike, task: str | None = None) -> nn.Module:
+def load_model(
+    path: str | os.PathLike, task: str | None = None, labels: Sequence[str] | None = None
+) -> nn.Module:
     """An edgept model (eval mode, float32 parameters) from a local Hugging Face checkpoint directory.
 
     Reads config.json and model.safetensors (or a sharded index, or pytorch_model.bin with
     `torch.load(weights_only=True)`). Supported model_types: albert, bert, deit, dinov2, vit. The
     task comes from `architectures`; `task=` picks another head, which then starts from a fresh
-    init (and the checkpoint's own head is dropped). Every other tensor must be used and every
+    init (and the checkpoint's own head is dropped); so does `labels=` (class names, for fine-tuning
+    on a data set) when they differ from the checkpoint's. Every other tensor must be used and every
     parameter filled; anything else is an `InputError`/`ConfigError` with a one-line message.
     """
     files = checkpoint_files(path)
     tensors = read_tensors(files)
-    plan = _plan(files, task, list(tensors))
+    plan = _plan(files, task, list(tensors), None if labels is None else tuple(labels))
     model = build_model(plan.config)
     fit = _fit(plan, {k: list(v.shape) for k, v in tensors.items()}, _shapes(model))
     root, fillers = plan.files.root, plan.family.fillers
@@ -200,6 +211,8 @@ def _fit(plan: _Plan, theirs: dict[str, list[int]], ours_shapes: dict[str, list[
             continue
         ours, under_base = family.our_name(hf_name)
         prefixed |= under_base
+        if plan.fresh_head and ours and ours.startswith("head."):  # replaced by a freshly initialised head
+            continue
         if ours is not None and ours not in ours_shapes and ours in family.fillers:
             if ours in family.strict_fillers:
                 fit.implicit.append((hf_name, ours))
@@ -259,6 +272,11 @@ def save_model(
     if not isinstance(cfg, EncoderConfig) or cfg.arch not in _CHOOSE:
         raise ConfigError(
             f"save_model needs an edgept model (from build_model or load_model), got {type(model).__name__}"
+        )
+    if cfg.ffn_rank is not None:
+        raise ConfigError(
+            f"a model with low-rank feed-forward layers (ffn_rank={cfg.ffn_rank}) has no Hugging Face equivalent "
+            "(BERT/ALBERT/ViT FFNs are dense); export it with edgept.export(model, ...) instead, or factorize without ffn_rank"
         )
     family = _CHOOSE[cfg.arch](cfg)
     state = model.state_dict()
