@@ -78,12 +78,31 @@ class Attention(nn.Module):
         return self.o(ctx), (scores if need_scores else None)
 
 
+class LowRankLinear(nn.Module):
+    """`y = b(a(x))`: a Linear whose weight is the rank-`rank` product `b.weight @ a.weight`
+    (in*r + r*out parameters instead of in*out), as `edgept.compress.factorize` makes it by SVD."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int):
+        super().__init__()
+        self.a = nn.Linear(in_features, rank, bias=False)
+        self.b = nn.Linear(rank, out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.b(self.a(x))
+
+
+def _linear(cfg: EncoderConfig, in_features: int, out_features: int) -> nn.Module:
+    if cfg.ffn_rank is None:
+        return nn.Linear(in_features, out_features)
+    return LowRankLinear(in_features, out_features, cfg.ffn_rank)
+
+
 class FeedForward(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
-        self.up = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.up = _linear(cfg, cfg.hidden_size, cfg.intermediate_size)
         self.act = activation(cfg.hidden_act)
-        self.down = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.down = _linear(cfg, cfg.intermediate_size, cfg.hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.down(self.act(self.up(x)))

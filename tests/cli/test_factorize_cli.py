@@ -1,0 +1,60 @@
+"""`edgept factorize`: writes an HF ALBERT checkpoint + report; bad flags are one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.cli.test_cli import assert_one_line_error, edgept
+
+
+def test_factorize_writes_albert_checkpoint(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    from edgept.models.hf import load_model
+
+    out = tmp_path / "albert"
+    code, stdout, stderr = edgept(
+        monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", out, "--embedding-size", "8", "--share", "all"
+    )
+    assert code == 0, stderr
+    report = json.loads((out / "factorize_report.json").read_text())
+    assert report["embedding_size"] == 8 and report["groups"] == 1
+    assert report["params_after"] < report["params_before"]
+    assert f"-{100 * report['drop']:.1f}%" in stdout
+    assert json.loads((out / "config.json").read_text())["model_type"] == "albert"
+    assert (out / "vocab.txt").read_text() == (tiny_bert_dir / "vocab.txt").read_text()
+    model = load_model(out)
+    assert model.config.emb_size == 8 and model.config.groups == 1
+    # the same flags give the same weights (deterministic, no seed needed)
+    code, _, _ = edgept(
+        monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", out, "--embedding-size", "8", "--share", "all", "--force"
+    )
+    assert code == 0
+    again = load_model(out)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [
+        (["--embedding-size", "32"], "embedding_size 32 must be below hidden_size 32"),
+        (["--embedding-size", "40"], "must be below hidden_size 32"),
+        (["--embedding-size", "0"], "embedding_size must be at least 2"),
+        (["--embedding-size", "-1"], "embedding_size must be at least 2"),
+        (["--embedding-energy", "1.5"], "embedding_energy must be a fraction in (0, 1]"),
+        (["--embedding-energy", "0"], "embedding_energy must be a fraction in (0, 1]"),
+        (["--share", "groups:3"], "3 groups do not divide the model's 2 layers"),
+        (["--share", "everything"], "share must be 'none', 'all' or 'groups:N'"),
+    ],
+)
+def test_bad_flags_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir, flags, match):
+    code, _, stderr = edgept(monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", tmp_path / "x", *flags)
+    assert_one_line_error(code, stderr, match)
+    assert not (tmp_path / "x").exists()
+
+
+def test_existing_output_needs_force(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    (tmp_path / "x").mkdir()
+    code, _, stderr = edgept(monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", tmp_path / "x", "--share", "all")
+    assert_one_line_error(code, stderr, "already exists")
