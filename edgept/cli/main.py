@@ -11,7 +11,21 @@ import sys
 import typer
 
 from edgept import __version__
-from edgept.cli import bench, compile, doctor, export, info, run, targets
+from edgept.cli import (
+    bench,
+    calibration,
+    compile,
+    distill,
+    doctor,
+    evaluate,
+    export,
+    factorize,
+    finetune,
+    info,
+    quantize,
+    run,
+    targets,
+)
 from edgept.errors import EdgeptError
 
 app = typer.Typer(
@@ -23,7 +37,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (info, export, bench, run, doctor, targets, compile):
+for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration):
     module.register(app)
 
 

@@ -1,0 +1,54 @@
+"""`edgept quantize BUNDLE -o BUNDLE --mode int8-dynamic|int8-static|fp16|auto`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edgept.cli.console import err, out
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quantize")(quantize_cmd)
+
+
+def quantize_cmd(
+    bundle: Path = typer.Argument(..., help="The fp32 bundle to quantize."),
+    output: Path = typer.Option(..., "-o", "--output", help="Bundle directory to write."),
+    mode: str = typer.Option("auto", help="int8-dynamic | int8-static | fp16 | auto (static, best method, budget)."),
+    calibration: Path = typer.Option(None, help="Calibration set directory (calibration/README.md); needed except for int8-dynamic."),
+    holdout: Path = typer.Option(None, help="Another calibration-format set, scored only (never used to choose)."),
+    method: str = typer.Option("minmax", help="Activation ranges for int8-static: minmax | entropy | percentile."),
+    percentile: float = typer.Option(99.99, help="|x| percentile kept by --method percentile."),
+    min_cosine: float = typer.Option(None, help="Budget: keep the most sensitive nodes in float until the mean output cosine vs fp32 reaches this (auto: 0.999)."),
+    keep_float: str = typer.Option("", help="Comma-separated node names to keep in float."),
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel or per tensor."),
+    symmetric: bool = typer.Option(False, "--symmetric/--asymmetric", help="Activation ranges symmetric (zero point 128) or asymmetric."),
+    reduce_range: bool = typer.Option(False, help="7-bit weights (avoids u8s8 saturation on AVX2 CPUs without VNNI)."),
+    embeddings: bool = typer.Option(False, help="Also quantize the embedding tables (smaller file)."),
+    seed: int = typer.Option(0, help="Seed for the fresh random check inputs."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
+) -> None:
+    """Quantize a bundle (ONNX -> ONNX) and record what it cost against the fp32 model."""
+    from edgept.quantize import QuantizeConfig, quantize
+
+    config = QuantizeConfig(
+        mode=mode, method=method, percentile=percentile, min_cosine=min_cosine,
+        keep_float=tuple(n for n in keep_float.split(",") if n), per_channel=per_channel,
+        symmetric=symmetric, reduce_range=reduce_range, embeddings=embeddings, seed=seed,
+    )
+    with err.status(f"quantizing {bundle} ({mode}) ...") as status:
+        result = quantize(
+            bundle, output, config, calibration=calibration, holdout=holdout, overwrite=force,
+            progress=lambda msg: status.update(f"quantizing {bundle} ({mode}): {msg}"),
+        )
+    metrics = result.passes[-1]["metrics"]
+    size = result.artifacts["model.onnx"]["bytes"] / 2**20
+    out.print(f"wrote [bold]{result.path}[/] ({size:.1f} MiB), method {metrics.get('method')}")
+    for part in ("calibration", "holdout", "fresh_random"):
+        if part in metrics:
+            m = metrics[part]
+            out.print(f"  {part:>12}: cosine mean {m['cosine_mean']:.5f} min {m['cosine_min']:.5f}, max |diff| {m['max_abs_diff']:.3g}")
+    for row in metrics["float_nodes"]:
+        out.print(f"  kept in float: {row['node']} ({row['reason']})")

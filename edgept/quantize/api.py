@@ -1,0 +1,136 @@
+"""`quantize(bundle, dest, config)`: an fp32 bundle in, an INT8 bundle out, with what it cost.
+
+The new bundle's `model.onnx` is the quantized graph and `model.fp32.onnx` the fp32 graph it was
+made from; the `quantize` pass records the mode, method, calibration set (path and sha256), every
+node kept in float and why, and the output agreement with fp32 on the calibration set, on fresh
+random inputs, and on a held-out set when one is given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgept.bundle import Bundle, BundleWriter
+from edgept.errors import ConfigError
+from edgept.onnxutil import dedupe_initializers
+from edgept.quantize import graph
+from edgept.quantize.calibration import CalibrationSet, load_calibration
+from edgept.quantize.compare import summarize
+from edgept.quantize.config import QuantizeConfig
+from edgept.quantize.int8 import Int8Plan, outputs
+
+FP32 = "model.fp32.onnx"
+_FRESH_SHAPE = (2, 24)  # batch, sequence of the seeded random check (unlike any calibration batch)
+
+
+def _fresh_batches(bundle: Bundle, seed: int) -> list[dict[str, np.ndarray]]:
+    from edgept.bench.feeds import make_feeds
+
+    rng = np.random.default_rng(seed)
+    return [make_feeds(bundle.inputs, bundle.limits or {}, _FRESH_SHAPE[0], _FRESH_SHAPE[1], rng) for _ in range(2)]
+
+
+def accuracy(reference: onnx.ModelProto, candidate: onnx.ModelProto, batches: list[dict[str, np.ndarray]]) -> dict[str, float]:
+    """Output agreement of `candidate` with `reference` on `batches` (see edgept.quantize.compare)."""
+    return summarize(outputs(reference, batches), outputs(candidate, batches), batches)
+
+
+def _int8(
+    plan: Int8Plan, config: QuantizeConfig, progress: Callable[[str], None] | None
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """Build the static graph; with a budget, rank nodes and keep the fewest in float that meet it."""
+    report: dict[str, Any] = {"method": config.method}
+    method = config.method
+    if config.mode == "auto":
+        method, scores = plan.best_method()
+        report.update(method=method, method_scores=scores)
+    float_nodes = [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]
+    budget = config.budget
+    if budget is not None:
+        ranked = plan.sensitivity(method, progress)
+        report["sensitivity"] = ranked
+        kept, score, trials = plan.meet_budget(method, budget, [r["node"] for r in ranked], progress)
+        report["budget"] = {"min_cosine": budget, "met": score["cosine_mean"] >= budget, "trials": trials}
+        errors = {r["node"]: r["error"] for r in ranked}
+        float_nodes += [
+            {"node": n, "reason": f"sensitivity rank {i + 1}: alone in INT8 it costs {errors[n]:.2e} cosine"}
+            for i, n in enumerate(kept)
+        ]
+    else:
+        kept = []
+    report["float_nodes"] = float_nodes
+    return plan.build(method, kept), report
+
+
+def quantize(
+    bundle: Bundle | str | os.PathLike,
+    dest: str | os.PathLike,
+    config: QuantizeConfig | None = None,
+    *,
+    calibration: str | os.PathLike | None = None,
+    holdout: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Bundle:
+    """Quantize an fp32 bundle into `dest` (see QuantizeConfig for the modes); return the new bundle.
+
+    `calibration` (a set made by `edgept calibration make`) is required by int8-static, auto and fp16;
+    `holdout` is another set, scored but never used to choose anything.
+    """
+    config = config or QuantizeConfig()
+    src = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    if FP32 in src.artifacts:
+        raise ConfigError(
+            f"{src.path} is already quantized (it holds {FP32}); quantize the fp32 bundle it came from"
+        )
+    cal: CalibrationSet | None = None
+    if calibration is not None:
+        cal = load_calibration(calibration, src, config.batch_size)
+    elif config.mode != "int8-dynamic":
+        raise ConfigError(
+            f"--mode {config.mode} needs --calibration DIR (e.g. calibration/rt-polarity-256); "
+            "make one with `edgept calibration make`, or use --mode int8-dynamic"
+        )
+    hold = load_calibration(holdout, src, config.batch_size) if holdout is not None else None
+    reference = onnx.load(str(src.model_path))
+    if progress:
+        progress("fusing the fp32 graph")
+    fused = graph.fuse(src.model_path, src.manifest.get("model", {}).get("config"))
+    if config.mode == "fp16":
+        from edgept.quantize.fp16 import to_fp16
+
+        proto, report = to_fp16(reference, cal.batches, config)
+    elif config.mode == "int8-dynamic":
+        proto = graph.quantize_weights(
+            fused, keep_float=config.keep_float, per_channel=config.per_channel,
+            reduce_range=config.reduce_range, embeddings=config.embeddings,
+        )
+        report = {"method": "per-call min/max (DynamicQuantizeLinear)",
+                  "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]}
+    else:
+        if progress:
+            progress("calibrating activation ranges")
+        proto, report = _int8(Int8Plan(fused, cal.batches, config), config, progress)
+    # Fusion gives each layer its own QKV matrix and ORT its own int8 copy of every use of a shared
+    # weight; identical copies (same weights -> same scales) collapse back into one (ALBERT).
+    dedupe_initializers(proto)
+    if progress:
+        progress("scoring against fp32")
+    metrics: dict[str, Any] = {"reference": FP32, "fresh_random": accuracy(reference, proto, _fresh_batches(src, config.seed))}
+    if cal is not None:
+        metrics["calibration"] = accuracy(reference, proto, list(cal.batches))
+    if hold is not None:
+        metrics["holdout"] = {**hold.describe(), **accuracy(reference, proto, list(hold.batches))}
+    metrics["float_nodes"] = report.pop("float_nodes")
+    metrics.update(report)
+    recorded = {**config.to_dict(), "calibration": cal.describe() if cal else None}
+    with BundleWriter(dest, overwrite=overwrite, base=src) as w:
+        onnx.save(proto, str(w.path("model.onnx")))
+        onnx.save(reference, str(w.path(FP32)))
+        w.add_pass("quantize", recorded, metrics)
+    return Bundle.open(dest)

@@ -1,0 +1,49 @@
+"""How far a transformed graph's outputs are from the fp32 reference, on the same feeds.
+
+The primary output is compared per example: a (batch, sequence, hidden) output is mean-pooled over
+the real tokens (attention_mask) first, because that sentence embedding is what an encoder's user
+consumes and padded positions are never read; any other output is compared row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _per_example(out: np.ndarray, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled vectors (batch, d), the values that count for max |diff|)."""
+    out = out.astype(np.float64)
+    mask = feeds.get("attention_mask")
+    if out.ndim == 3 and mask is not None and mask.shape == out.shape[:2]:
+        m = mask.astype(np.float64)[..., None]
+        pooled = (out * m).sum(1) / np.maximum(m.sum(1), 1)
+        return pooled, out[mask.astype(bool)]
+    return out.reshape(len(out), -1), out
+
+
+def cosines(ref: np.ndarray, got: np.ndarray, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, float]:
+    """Per-example cosine between reference and candidate, and the max |diff| over counted positions."""
+    a, va = _per_example(ref, feeds)
+    b, vb = _per_example(got, feeds)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+    return cos, float(np.max(np.abs(va - vb))) if va.size else 0.0
+
+
+def summarize(
+    refs: Sequence[np.ndarray], gots: Sequence[np.ndarray], batches: Sequence[Mapping[str, np.ndarray]]
+) -> dict[str, float]:
+    """Mean and min per-example cosine, max |diff|, and (2-D outputs) argmax agreement, over batches."""
+    cos, diffs, agree = [], [], []
+    for ref, got, feeds in zip(refs, gots, batches, strict=True):
+        c, d = cosines(ref, got, feeds)
+        cos.append(c)
+        diffs.append(d)
+        if ref.ndim == 2:
+            agree.append(ref.argmax(-1) == got.argmax(-1))
+    c = np.concatenate(cos)
+    result = {"cosine_mean": float(c.mean()), "cosine_min": float(c.min()), "max_abs_diff": float(max(diffs))}
+    if agree:
+        result["argmax_agreement"] = float(np.concatenate(agree).mean())
+    return result

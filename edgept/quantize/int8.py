@@ -1,0 +1,147 @@
+"""Static INT8: calibrate activation ranges, freeze them, rank nodes by sensitivity, meet a budget.
+
+Every candidate graph is scored the same way: mean per-example output cosine against the fp32
+fused graph on the calibration feeds (`edgept.quantize.compare`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgept.quantize import graph
+from edgept.quantize.compare import summarize
+from edgept.quantize.config import QuantizeConfig
+from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_params
+
+Feeds = Mapping[str, np.ndarray]
+Progress = Callable[[str], None]
+
+
+def _rows(x: np.ndarray, feeds: Feeds) -> np.ndarray:
+    """The values of `x` at real tokens only: padding is masked out of the output, so its
+    activations must not widen the ranges."""
+    mask = feeds.get("attention_mask")
+    if mask is not None and x.ndim >= 2 and x.shape[:2] == mask.shape:
+        return x[mask.astype(bool)]
+    return x
+
+
+def collect_stats(fused: onnx.ModelProto, tensors: Sequence[str], batches: Sequence[Feeds]) -> dict[str, TensorStats]:
+    """Min/max (pass 1) and |x| histograms (pass 2) of `tensors` in the fp32 graph over `batches`."""
+    sess = graph.session(fused, outputs=tensors)
+    stats = {t: TensorStats() for t in tensors}
+    for observe in (TensorStats.observe_range, TensorStats.observe_hist):
+        for feeds, outs in zip(batches, graph.run_batches(sess, batches), strict=True):
+            for t in tensors:
+                observe(stats[t], _rows(outs[t], feeds))
+    return stats
+
+
+def activation_params(
+    stats: Mapping[str, TensorStats], method: str, config: QuantizeConfig
+) -> tuple[dict[str, tuple[float, int]], dict[str, list[float]]]:
+    """(tensor -> (scale, zero point), tensor -> [lo, hi]) for `method`."""
+    params, ranges = {}, {}
+    for name, s in stats.items():
+        lo, hi = tensor_range(s, method, config.percentile)
+        params[name] = uint8_params(lo, hi, config.symmetric)
+        ranges[name] = [lo, hi]
+    return params, ranges
+
+
+def outputs(proto: onnx.ModelProto, batches: Sequence[Feeds]) -> list[np.ndarray]:
+    """The primary (first) output of `proto` on each batch."""
+    sess = graph.session(proto)
+    first = sess.get_outputs()[0].name
+    return [o[first] for o in graph.run_batches(sess, batches)]
+
+
+@dataclass
+class Int8Plan:
+    """A fused fp32 graph, its calibration feeds and fp32 outputs, and the activation statistics."""
+
+    fused: onnx.ModelProto
+    batches: Sequence[Feeds]
+    config: QuantizeConfig
+    refs: list[np.ndarray] = field(init=False)
+    stats: dict[str, TensorStats] = field(init=False)
+    nodes: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refs = outputs(self.fused, self.batches)
+        self.nodes = graph.quantizable_nodes(self.fused)
+        tensors = graph.dynamic_inputs(self._weights(()))
+        self.stats = collect_stats(self.fused, tensors, self.batches)
+
+    def _weights(self, keep_float: Sequence[str]) -> onnx.ModelProto:
+        c = self.config
+        return graph.quantize_weights(
+            self.fused,
+            keep_float=[*c.keep_float, *keep_float],
+            per_channel=c.per_channel,
+            reduce_range=c.reduce_range,
+            embeddings=c.embeddings,
+        )
+
+    def build(self, method: str, keep_float: Sequence[str] = ()) -> onnx.ModelProto:
+        """The static INT8 graph with `method`'s ranges, `keep_float` nodes left in fp32."""
+        params, _ = activation_params(self.stats, method, self.config)
+        return graph.freeze_scales(self._weights(keep_float), params)
+
+    def score(self, proto: onnx.ModelProto, limit: int | None = None) -> dict[str, float]:
+        """Output agreement with fp32 on the calibration feeds (the first `limit` batches)."""
+        batches = self.batches[:limit] if limit else self.batches
+        return summarize(self.refs[: len(batches)], outputs(proto, batches), batches)
+
+    def sensitivity(self, method: str, progress: Progress | None = None) -> list[dict[str, Any]]:
+        """Each quantizable node's output error (1 - cosine) when it alone is INT8, worst first."""
+        limit = max(1, self.config.sensitivity_examples // self.config.batch_size)
+        rows = []
+        for node in self.nodes:
+            if node in self.config.keep_float:
+                continue
+            if progress:
+                progress(f"sensitivity {node}")
+            others = [n for n in self.nodes if n != node]
+            s = self.score(self.build(method, others), limit)
+            rows.append({"node": node, "error": 1.0 - s["cosine_mean"], "max_abs_diff": s["max_abs_diff"]})
+        return sorted(rows, key=lambda r: -r["error"])
+
+    def best_method(self) -> tuple[str, dict[str, dict[str, float]]]:
+        """The calibration method whose all-INT8 graph agrees best with fp32, and every method's score."""
+        scores = {m: self.score(self.build(m)) for m in METHODS}
+        return max(scores, key=lambda m: scores[m]["cosine_mean"]), scores
+
+    def meet_budget(
+        self, method: str, budget: float, ranked: Sequence[str], progress: Progress | None = None
+    ) -> tuple[list[str], dict[str, float], list[dict[str, Any]]]:
+        """The fewest most-sensitive nodes (a prefix of `ranked`) to keep in float so the mean cosine
+        reaches `budget`; binary search, assuming more float never hurts. Returns (kept, score, trials)."""
+        trials: list[dict[str, Any]] = []
+
+        def trial(k: int) -> dict[str, float]:
+            if progress:
+                progress(f"budget: {k} node(s) in float")
+            s = self.score(self.build(method, ranked[:k]))
+            trials.append({"float_nodes": k, **s})
+            return s
+
+        s0 = trial(0)
+        if s0["cosine_mean"] >= budget:
+            return [], s0, trials
+        lo, hi, best = 0, len(ranked), None  # lo fails; hi (all float) meets it by construction
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            s = trial(mid)
+            if s["cosine_mean"] >= budget:
+                hi, best = mid, s
+            else:
+                lo = mid
+        if best is None:
+            best = trial(hi)
+        return list(ranked[:hi]), best, trials

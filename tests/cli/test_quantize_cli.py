@@ -1,0 +1,35 @@
+"""`edgept calibration make` and `edgept quantize` end to end on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.test_cli import assert_one_line_error, edgept
+
+
+def test_calibration_make_then_quantize(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    data = tmp_path / "reviews.jsonl"
+    rows = [{"text": f"the film was {w} and {v}", "label": ["negative", "positive"][i % 2]}
+            for i, (w, v) in enumerate(zip("good bad boring fun dull great".split() * 8, "not very".split() * 24, strict=True))]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = edgept(monkeypatch, capsys, "calibration", "make", "--data", data, "-n", "16", "-o", tmp_path / "cal")
+    assert code == 0, err
+    card = json.loads((tmp_path / "cal" / "card.json").read_text())
+    assert card["count"] == 16 and card["split"]["part"] == "train" and "texts.jsonl" in card["sha256"]
+    code, _, err = edgept(monkeypatch, capsys, "export", tiny_bert_dir, "-o", tmp_path / "m.edgept")
+    assert code == 0, err
+    code, out, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q.edgept",
+                            "--mode", "int8-static", "--method", "entropy", "--calibration", tmp_path / "cal")
+    assert code == 0, err
+    assert "cosine mean" in out
+    manifest = json.loads((tmp_path / "q.edgept" / "manifest.json").read_text())
+    assert manifest["passes"][-1]["config"]["method"] == "entropy"
+
+
+def test_quantize_cli_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    code, _, err = edgept(monkeypatch, capsys, "export", tiny_bert_dir, "-o", tmp_path / "m.edgept")
+    code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q", "--mode", "int4")
+    assert_one_line_error(code, err, "int8-dynamic, int8-static, fp16, auto")
+    code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q",
+                          "--calibration", tmp_path / "nope")
+    assert_one_line_error(code, err, "not a directory")

@@ -1,0 +1,203 @@
+"""INT8 and FP16 quantization of tiny exported bundles, each checked against the fp32 graph."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edgept.errors import ConfigError, InputError
+from edgept.fileio import sha256_file
+from edgept.quantize import QuantizeConfig, quantize
+
+VOCAB = 23
+
+
+def write_npz_set(path, feeds: dict[str, np.ndarray]):
+    """A calibration set in the inputs.npz format, with its card."""
+    path.mkdir(parents=True)
+    np.savez(path / "inputs.npz", **feeds)
+    card = {"source": "test", "count": len(next(iter(feeds.values()))), "license": "test",
+            "sha256": {"inputs.npz": sha256_file(path / "inputs.npz")}, "created_by": "test"}
+    (path / "card.json").write_text(json.dumps(card))
+    return path
+
+
+def token_feeds(seed: int, n: int = 32, seq: int = 12) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mask = np.ones((n, seq), np.int64)
+    mask[: n // 2, seq - 3 :] = 0  # some padding, so masked statistics are exercised
+    return {"input_ids": rng.integers(1, VOCAB, (n, seq)), "attention_mask": mask,
+            "token_type_ids": np.zeros((n, seq), np.int64)}
+
+
+def export_tiny(tmp_path, config, name="fp32", plant=None):
+    from edgept.export import export
+    from edgept.models import build_model
+
+    torch.manual_seed(0)
+
+    model = build_model(config).eval()
+    if plant is not None:
+        with torch.no_grad():
+            plant(model)
+    return export(model, tmp_path / f"{name}.edgept")
+
+
+@pytest.fixture
+def encoder_config(tiny_bert_config):
+    return tiny_bert_config(task="feature-extraction", labels=(), vocab_size=VOCAB)
+
+
+@pytest.fixture
+def tiny(tmp_path, encoder_config):
+    return export_tiny(tmp_path, encoder_config), write_npz_set(tmp_path / "cal", token_feeds(0))
+
+
+def outlier_in_block1_ffn(model):
+    """A 60x activation outlier in one channel of block 1's FFN hidden layer, invisible in fp32
+    (its down-projection column is divided by the same factor) but fatal to a per-tensor int8 range."""
+    ffn = model.encoder.blocks[1].ffn
+    ffn.up.weight[3] *= 60
+    ffn.up.bias[3] = 60 * ffn.up.bias[3].abs() + 60
+    ffn.down.weight[:, 3] /= 60
+
+
+def run(bundle, feeds):
+    from edgept.runtime import load
+
+    return load(bundle, threads=1).run(feeds)
+
+
+def pooled_cosine(a, b, mask):
+    m = mask[..., None]
+    pa, pb = (a * m).sum(1) / m.sum(1), (b * m).sum(1) / m.sum(1)
+    return (pa * pb).sum(1) / (np.linalg.norm(pa, axis=1) * np.linalg.norm(pb, axis=1))
+
+
+def test_each_method_gives_its_own_ranges(tiny, tmp_path):
+    bundle, cal = tiny
+    files = {}
+    for method in ("minmax", "entropy", "percentile"):
+        out = quantize(bundle, tmp_path / f"{method}.edgept", QuantizeConfig(mode="int8-static", method=method), calibration=cal)
+        files[method] = out.artifacts["model.onnx"]["sha256"]
+        assert out.passes[-1]["config"]["calibration"]["sha256"] == sha256_file(cal / "inputs.npz")
+    assert len(set(files.values())) == 3, files
+
+
+def test_static_int8_matches_fp32_on_fresh_inputs_and_keeps_fused_kernels(tiny, tmp_path):
+    bundle, cal = tiny
+    out = quantize(bundle, tmp_path / "s.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    ops = {n.op_type for n in onnx.load(str(out.model_path)).graph.node}
+    assert {"QAttention", "MatMulInteger", "QuantizeLinear", "SkipLayerNormalization"} <= ops
+    assert "DynamicQuantizeLinear" not in ops  # ranges are frozen constants
+    feeds = token_feeds(seed=99, n=6, seq=9)  # fresh: a new seed and shape
+    ref, got = run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"]
+    cos = pooled_cosine(ref, got, feeds["attention_mask"])
+    assert cos.min() > 0.99, cos  # int8 tolerance for a random 2-layer, 32-wide encoder
+    assert np.abs(ref - got).max() < 0.5
+    assert (out.path / "model.fp32.onnx").is_file()
+
+
+def test_sensitivity_ranks_planted_outlier_first_and_budget_keeps_it(tmp_path, encoder_config):
+    bundle = export_tiny(tmp_path, encoder_config, plant=outlier_in_block1_ffn)
+    cal = write_npz_set(tmp_path / "cal", token_feeds(0))
+    plain = quantize(bundle, tmp_path / "plain.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    c0 = plain.passes[-1]["metrics"]["calibration"]["cosine_mean"]
+    budget = 1 - (1 - c0) / 3  # all-INT8 misses it: something must stay in float
+    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static", min_cosine=budget), calibration=cal)
+    metrics = out.passes[-1]["metrics"]
+    ranked = metrics["sensitivity"]
+    assert "blocks.1/ffn/down" in ranked[0]["node"], ranked[:3]
+    assert ranked[0]["error"] > 5 * ranked[1]["error"]
+    assert metrics["budget"]["met"] and metrics["calibration"]["cosine_mean"] >= budget
+    assert metrics["float_nodes"][0]["node"] == ranked[0]["node"]
+
+
+def test_fp16_guard_keeps_a_planted_layernorm_overflow_in_fp32(tmp_path, encoder_config):
+    def huge_embeddings(model):  # the embeddings LayerNorm input reaches ~1e5 > 65504 (init std 0.02)
+        model.embeddings.word.weight *= 5e6
+
+    bundle = export_tiny(tmp_path, encoder_config, plant=huge_embeddings)
+    cal = write_npz_set(tmp_path / "cal", token_feeds(0))
+    out = quantize(bundle, tmp_path / "h.edgept", QuantizeConfig(mode="fp16"), calibration=cal)
+    reasons = [r["reason"] for r in out.passes[-1]["metrics"]["float_nodes"]]
+    assert any(r.startswith("overflow") for r in reasons), reasons
+    feeds = token_feeds(seed=5, n=4, seq=10)
+    ref, got = run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"]
+    assert np.isfinite(got).all()
+    assert np.abs(ref - got).max() < 0.05  # fp16 matmuls on unit-scale activations
+
+    # The plant is real: without the guard (LayerNorm/Softmax still fp32), fp16 overflows.
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from edgept.quantize.fp16 import ALWAYS_FP32
+    from edgept.quantize.graph import session
+
+    naive = convert_float_to_float16(onnx.load(str(bundle.model_path)), keep_io_types=True, op_block_list=list(ALWAYS_FP32))
+    bad = session(naive).run(None, feeds)[0]
+    assert not np.isfinite(bad).all() or np.abs(bad - ref).max() > 1.0
+
+
+def test_shared_weights_are_quantized_once(tmp_path, encoder_config):
+    bundle = export_tiny(tmp_path, encoder_config.replace(num_layers=4, num_groups=1))
+    cal = write_npz_set(tmp_path / "cal", token_feeds(0))
+    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    proto = onnx.load(str(out.model_path))
+    int8 = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    qnodes = [n for n in proto.graph.node if n.op_type in ("QAttention", "MatMulInteger")]
+    assert len(qnodes) == 4 * 4  # 4 layers x (attention + out + up + down)
+    assert len(int8) == 4  # ...reading one int8 copy of each shared weight
+    scales = {n.input[4] for n in qnodes if n.op_type == "QAttention"}
+    assert len(scales) == 1  # ...with one scale set
+    feeds = token_feeds(seed=3, n=4, seq=8)
+    cos = pooled_cosine(run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"], feeds["attention_mask"])
+    assert cos.min() > 0.99
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda f: {**f, "input_idz": f.pop("input_ids")}, "unknown input 'input_idz'"),
+        (lambda f: {**f, "attention_mask": f["attention_mask"][:, :, None]}, "attention_mask"),
+        (lambda f: {**f, "input_ids": f["input_ids"] + 1000}, "outside [0, 23)"),
+        (lambda f: {**f, "input_ids": f["input_ids"].astype(np.float32)}, "dtype float32"),
+    ],
+)
+def test_calibration_data_that_does_not_fit_the_bundle_is_one_line(tiny, tmp_path, change, match):
+    bundle, _ = tiny
+    cal = write_npz_set(tmp_path / "bad", change(token_feeds(0)))
+    with pytest.raises(InputError) as e:
+        quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    msg = str(e.value)
+    assert match in msg and "\n" not in msg and str(cal) in msg, msg
+
+
+def test_tampered_calibration_set_and_missing_set_are_one_line(tiny, tmp_path):
+    bundle, cal = tiny
+    np.savez(cal / "inputs.npz", **token_feeds(1))
+    with pytest.raises(InputError, match="sha256"):
+        quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    with pytest.raises(ConfigError, match="needs --calibration"):
+        quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="auto"))
+
+
+def test_quantized_bundle_is_not_quantized_again(tiny, tmp_path):
+    bundle, cal = tiny
+    out = quantize(bundle, tmp_path / "d.edgept", QuantizeConfig(mode="int8-dynamic"))
+    assert "DynamicQuantizeLinear" in {n.op_type for n in onnx.load(str(out.model_path)).graph.node}
+    with pytest.raises(ConfigError, match="already quantized"):
+        quantize(out, tmp_path / "again.edgept", QuantizeConfig(mode="int8-dynamic"))
+
+
+def test_config_round_trips_and_rejects_bad_values():
+    c = QuantizeConfig(mode="auto", keep_float=("a",), min_cosine=0.99)
+    assert QuantizeConfig.from_dict(c.to_dict()) == c and c.budget == 0.99
+    assert QuantizeConfig(mode="auto").budget == 0.999
+    with pytest.raises(ConfigError, match="int8-dynamic, int8-static, fp16, auto"):
+        QuantizeConfig(mode="int4")
+    with pytest.raises(ConfigError, match="minmax, entropy, percentile"):
+        QuantizeConfig(method="mse")
