@@ -7,7 +7,20 @@ from pathlib import Path
 import typer
 
 from edgept.cli.console import out
-from edgept.cli.finetune import DATA_HELP, LABEL_COLUMN, TEXT_COLUMN
+from edgept.cli.train_options import (
+    BATCH_SIZE,
+    DATA_HELP,
+    EPOCHS,
+    LABEL_COLUMN,
+    LR,
+    MAX_LENGTH,
+    MAX_STEPS,
+    NPROC,
+    QUIET,
+    RESUME,
+    TEXT_COLUMN,
+    WARMUP,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -31,15 +44,16 @@ def distill_cmd(
     augment: int = typer.Option(0, help="TinyBERT augmentation: N word-replaced copies of each training text (0: none; the paper uses 20)."),
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
-    epochs: float = typer.Option(3.0, help="Passes over the training data, per stage (may be fractional)."),
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop each stage after exactly this many optimizer steps (overrides --epochs)."),
-    lr: float = typer.Option(5e-5, help="Peak learning rate (AdamW), after linear warm-up, then linear decay to 0."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Global batch size (split across --nproc processes)."),
-    max_length: int = typer.Option(128, "--max-length", help="Truncate texts to this many tokens."),
+    epochs: float = EPOCHS,
+    max_steps: int = MAX_STEPS,
+    lr: float = LR,
+    warmup: float = WARMUP,
+    batch_size: int = BATCH_SIZE,
+    max_length: int = MAX_LENGTH,
     seed: int = typer.Option(0, help="Seed for the student's init, shuffling, dropout and augmentation."),
-    nproc: int = typer.Option(1, help="Data-parallel processes (gloo on CPU, NCCL on GPU); or launch under torchrun."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoints in --output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    nproc: int = NPROC,
+    resume: bool = RESUME,
+    quiet: bool = QUIET,
 ) -> None:
     """Distill a teacher into a smaller student (TinyBERT); report teacher vs student accuracy and size."""
     from edgept.compress.distill import AugmentConfig, DistillConfig, StudentShape, distill, parse_layer_map
@@ -56,7 +70,7 @@ def distill_cmd(
         temperature=temperature, hard_weight=hard_weight, max_length=max_length,
         augment=AugmentConfig(copies=augment, seed=seed) if augment else None,
     )  # fmt: skip
-    train = TrainConfig(lr=lr, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc)
+    train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc)
     data_config = DataConfig(source=data, text_column=text_column, label_column=label_column) if data else None
     m = distill(
         teacher, output, config, train, data=data_config, corpus=corpus or (), resume=resume, progress=not quiet
