@@ -37,6 +37,7 @@ def distill_cmd(
     hidden: int = typer.Option(None, help="Student hidden width (default: the teacher's; a narrower student starts fresh)."),
     heads: int = typer.Option(None, help="Student attention heads (default: the teacher's). Unequal counts compare head-averaged attention."),
     ffn: int = typer.Option(None, help="Student feed-forward width (default: the teacher's ffn/hidden ratio)."),
+    student: Path = typer.Option(None, "--student", help="Start from this student checkpoint directory (e.g. the output of --stage general) instead of one built from the teacher; its shape is its own."),
     student_config: Path = typer.Option(None, "--student-config", help="JSON with any of num_layers, hidden_size, num_heads, intermediate_size (instead of the four flags)."),
     layer_map: str = typer.Option(None, "--layer-map", help="Teacher layer (1-based) for each student layer, e.g. 2,4,6 (default: uniform, TinyBERT's m*N/M)."),
     temperature: float = typer.Option(1.0, help="Softmax temperature of the prediction-layer loss."),
@@ -73,8 +74,14 @@ def distill_cmd(
     train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc)
     data_config = DataConfig(source=data, text_column=text_column, label_column=label_column) if data else None
     m = distill(
-        teacher, output, config, train, data=data_config, corpus=corpus or (), resume=resume, progress=not quiet
-    )
+        teacher, output, config, train, data=data_config, corpus=corpus or (), resume=resume, progress=not quiet,
+        student=student,
+    )  # fmt: skip
+    out.print(summary(m))
+
+
+def summary(m: dict) -> str:
+    """One line from `distill`'s metrics: the student's size and test accuracy against the teacher's."""
     t, s = m["teacher"], m["student"]
     line = (
         f"wrote [bold]{s['path']}[/] ({m['seconds']:.0f} s): {s['params']['total'] / 1e6:.2f}M parameters, "
@@ -85,4 +92,4 @@ def distill_cmd(
             f"; test accuracy {s['test']['accuracy']:.4f} vs teacher {t['test']['accuracy']:.4f} "
             f"({100 * m['test_accuracy_vs_teacher']:.1f}%)"
         )
-    out.print(line)
+    return line

@@ -1,4 +1,5 @@
-"""`edgept factorize MODEL -o DIR`: ALBERT-style embedding factorization and layer sharing."""
+"""`edgept factorize MODEL -o DIR`: ALBERT-style embedding factorization and layer sharing,
+optionally followed by recovery distillation from the original (`--recover --data ...`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,20 @@ from pathlib import Path
 import typer
 
 from edgept.cli.console import err, out
+from edgept.cli.train_options import (
+    BATCH_SIZE,
+    DATA_HELP,
+    EPOCHS,
+    LABEL_COLUMN,
+    LR,
+    MAX_LENGTH,
+    MAX_STEPS,
+    NPROC,
+    QUIET,
+    RESUME,
+    TEXT_COLUMN,
+    WARMUP,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -15,7 +30,10 @@ def register(app: typer.Typer) -> None:
 
 def factorize_cmd(
     model: str = typer.Argument(..., help="A BERT checkpoint directory, or a shipped model name (minilm)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Directory for the HF ALBERT checkpoint."),
+    output: Path = typer.Option(
+        ..., "-o", "--output",
+        help="Directory for the HF ALBERT checkpoint; with --recover, for model/ (the checkpoint), checkpoints/, train_log.jsonl, metrics.json.",
+    ),  # fmt: skip
     embedding_size: int | None = typer.Option(
         None, "--embedding-size", help="ALBERT's E: word embeddings V×H -> V×E + E×H (2 <= E < hidden size)."
     ),
@@ -27,25 +45,65 @@ def factorize_cmd(
         None, "--share-init", help="How a group's weights start: mean, first or middle layer (default: the measured best)."
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing directory at --output."),
+    recover: bool = typer.Option(
+        False, "--recover",
+        help="Then distill from MODEL on --data (TinyBERT losses, identity layer map): intermediate then prediction stage for a classifier, intermediate only for an encoder.",
+    ),  # fmt: skip
+    data: str = typer.Option(None, "--data", help=f"Training data for --recover. {DATA_HELP}"),
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+    epochs: float = EPOCHS,
+    max_steps: int = MAX_STEPS,
+    lr: float = LR,
+    warmup: float = WARMUP,
+    batch_size: int = BATCH_SIZE,
+    max_length: int = MAX_LENGTH,
+    seed: int = typer.Option(0, help="Seed for --recover's shuffling and dropout (the factorization itself is deterministic)."),
+    nproc: int = NPROC,
+    resume: bool = RESUME,
+    quiet: bool = QUIET,
 ) -> None:
     """Factorize a BERT into an ALBERT checkpoint (tokenizer copied, factorize_report.json beside it).
 
-    Deterministic: every weight comes from the model by SVD or averaging, so there is no --seed.
+    Without --recover it is deterministic: every weight comes from the model by SVD or averaging.
     """
     from edgept.compress.factorize import FactorizeConfig, factorize_checkpoint
+    from edgept.errors import ConfigError
     from edgept.zoo import resolve
 
+    if recover != (data is not None):
+        raise ConfigError("--recover trains on --data: give both (e.g. --recover --data rt-polarity) or neither")
+    if resume and not recover:
+        raise ConfigError("--resume continues a --recover run; add --recover --data ...")
     extra = {} if share_init is None else {"share_init": share_init}
     config = FactorizeConfig(embedding_size=embedding_size, embedding_energy=embedding_energy, share=share, **extra)
     source = resolve(model)
+    if recover:
+        from edgept.cli.distill import summary
+        from edgept.compress.recover import factorize_and_recover
+        from edgept.data import DataConfig
+        from edgept.train import TrainConfig
+
+        train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc)
+        data_config = DataConfig(source=data, text_column=text_column, label_column=label_column)
+        m = factorize_and_recover(
+            source, output, config, train, data=data_config, max_length=max_length,
+            overwrite=force, resume=resume, progress=not quiet,
+        )  # fmt: skip
+        out.print(summary(m) + f"; -{100 * m['factorize']['drop']:.1f}% parameters, {_parts(m['factorize'])}")
+        return
     with err.status(f"factorizing {source} ..."):
         report = factorize_checkpoint(source, output, config, overwrite=force)
-    parts = []
-    if report.embedding_size is not None:
-        parts.append(f"E={report.embedding_size} (energy kept {report.embedding_energy:.3f})")
-    if report.groups is not None:
-        parts.append(f"{report.groups} weight group(s), {report.share_init} init")
     out.print(
         f"wrote [bold]{output}[/]: parameters {report.params_before / 1e6:.2f}M -> {report.params_after / 1e6:.2f}M "
-        f"(-{100 * report.drop:.1f}%)" + (f"; {', '.join(parts)}" if parts else "")
+        f"(-{100 * report.drop:.1f}%); {_parts(report.to_dict())}"
     )
+
+
+def _parts(report: dict) -> str:
+    parts = []
+    if report.get("embedding_size") is not None:
+        parts.append(f"E={report['embedding_size']} (energy kept {report['embedding_energy']:.3f})")
+    if report.get("groups") is not None:
+        parts.append(f"{report['groups']} weight group(s), {report['share_init']} init")
+    return ", ".join(parts) or "nothing factorized"

@@ -32,6 +32,7 @@ from edgept.errors import ConfigError, InputError
 from edgept.fileio import atomic_write_text
 from edgept.models import BertConfig, build_model, parameter_breakdown
 
+REPORT_FILE = "factorize_report.json"
 _GROUPS = re.compile(r"^groups:(\d+)$")
 _FFN = re.compile(r"^(encoder\.blocks\.\d+\.ffn\.(?:up|down))\.weight$")
 
@@ -199,18 +200,15 @@ def factorize(model: nn.Module, config: FactorizeConfig) -> tuple[nn.Module, Fac
     return new, FactorizeReport(params_before=before, params_after=after, **report)
 
 
-def factorize_checkpoint(
-    source: str | os.PathLike, dest: str | os.PathLike, config: FactorizeConfig, *, overwrite: bool = False
-) -> FactorizeReport:
-    """Factorize the HF checkpoint directory `source` into `dest`: an HF ALBERT checkpoint (its
-    tokenizer files copied) plus `factorize_report.json`, written atomically.
+def load_factorized(source: str | os.PathLike, config: FactorizeConfig) -> tuple[nn.Module, FactorizeReport]:
+    """The HF checkpoint dir `source`, loaded and factorized into a model that saves as an HF
+    ALBERT checkpoint (`factorize_checkpoint`, and `edgept.compress.recover` before training).
 
     Unlike `factorize`, an embedding size of hidden_size or more is refused: it adds an H×H
     projection and saves nothing. A low-rank FFN is refused too (HF has no such layer).
     """
-    from edgept.models.hf import load_model, read_config, save_model
+    from edgept.models.hf import load_model, read_config
 
-    source, dest = Path(source), Path(dest)
     cfg = read_config(source)
     if config.embedding_size is not None and config.embedding_size >= cfg.hidden_size:
         raise ConfigError(
@@ -222,19 +220,42 @@ def factorize_checkpoint(
             "a low-rank FFN has no Hugging Face ALBERT equivalent, so it cannot be written as a checkpoint; "
             "use the Python API (edgept.compress.factorize, then edgept.export)"
         )
-    if dest.exists() and not overwrite:
-        raise InputError(f"{dest} already exists; pass --force (overwrite=True) to replace it or choose another path")
     model, report = factorize(load_model(source), config)
     if report.embedding_size is not None and report.embedding_size >= cfg.hidden_size:
         raise ConfigError(
             f"embedding_energy {config.embedding_energy} needs E = {report.embedding_size} = hidden_size: nothing to save; "
             "lower the fraction"
         )
+    return model, report
+
+
+def check_output(dest: Path, overwrite: bool) -> None:
+    """An existing `dest` is replaced only when asked to."""
+    if dest.exists() and not overwrite:
+        raise InputError(f"{dest} already exists; pass --force (overwrite=True) to replace it or choose another path")
+
+
+def report_json(config: FactorizeConfig, report: FactorizeReport) -> str:
+    """The factorize_report.json written beside a factorized checkpoint."""
+    return _json({"config": config.to_dict(), **report.to_dict()})
+
+
+def factorize_checkpoint(
+    source: str | os.PathLike, dest: str | os.PathLike, config: FactorizeConfig, *, overwrite: bool = False
+) -> FactorizeReport:
+    """Factorize the HF checkpoint directory `source` into `dest`: an HF ALBERT checkpoint (its
+    tokenizer files copied) plus `factorize_report.json`, written atomically (see `load_factorized`
+    for what is refused)."""
+    from edgept.models.hf import save_model
+
+    source, dest = Path(source), Path(dest)
+    check_output(dest, overwrite)
+    model, report = load_factorized(source, config)
     tmp = dest.with_name(f".{dest.name}.factorize-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         save_model(model, tmp, source=source)
-        atomic_write_text(tmp / "factorize_report.json", _json({"config": config.to_dict(), **report.to_dict()}))
+        atomic_write_text(tmp / REPORT_FILE, report_json(config, report))
         old = dest.with_name(f".{dest.name}.factorize-old")
         if dest.exists():
             os.replace(dest, old)  # moved aside, not deleted, until the new one is in place
@@ -249,4 +270,4 @@ def _json(d: dict[str, Any]) -> str:
     return json.dumps(d, indent=2, sort_keys=True) + "\n"
 
 
-__all__ = ["FactorizeConfig", "FactorizeReport", "factorize", "factorize_checkpoint"]
+__all__ = ["FactorizeConfig", "FactorizeReport", "factorize", "factorize_checkpoint", "load_factorized"]

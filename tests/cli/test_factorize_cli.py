@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests.cli.test_cli import assert_one_line_error, edgept
+from tests.cli.test_distill_cli import data_file  # noqa: F401  (a fixture)
 
 
 def test_factorize_writes_albert_checkpoint(monkeypatch, capsys, tmp_path, tiny_bert_dir):
@@ -58,3 +59,43 @@ def test_existing_output_needs_force(monkeypatch, capsys, tmp_path, tiny_bert_di
     (tmp_path / "x").mkdir()
     code, _, stderr = edgept(monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", tmp_path / "x", "--share", "all")
     assert_one_line_error(code, stderr, "already exists")
+
+
+RECOVER = ["--embedding-size", "8", "--share", "all", "--recover", "--max-steps", "3", "--batch-size", "8", "-q"]
+
+
+def test_recover_writes_an_albert_checkpoint_and_teacher_vs_recovered_and_the_seed_repeats(
+    monkeypatch, capsys, tmp_path, tiny_bert_dir, data_file  # noqa: F811
+):
+    from edgept.models.hf import load_model
+
+    runs = []
+    for name in ("a", "b"):
+        code, stdout, stderr = edgept(
+            monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", tmp_path / name, *RECOVER, "--data", data_file
+        )
+        assert code == 0, stderr
+        line = " ".join(stdout.split())  # rich wraps long lines
+        assert "test accuracy" in line and "vs teacher" in line and "E=8" in line
+        runs.append(load_model(tmp_path / name / "model"))
+    assert (runs[0].config.emb_size, runs[0].config.groups) == (8, 1)
+    assert all(torch.equal(x, y) for x, y in zip(*(r.state_dict().values() for r in runs), strict=True))
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert [s["steps"] for s in m["stages"]] == [3, 3]
+    assert m["train"]["max_steps"] == 3 and m["factorize"]["drop"] > 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "match"),
+    [
+        (["--recover"], "--recover trains on --data"),
+        (["--data", "rt-polarity"], "--recover trains on --data"),
+        (["--resume"], "--resume continues a --recover run"),
+    ],
+)
+def test_recover_flag_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir, flags, match):
+    code, _, stderr = edgept(
+        monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", tmp_path / "x", "--embedding-size", "8", *flags
+    )
+    assert_one_line_error(code, stderr, match)
+    assert not (tmp_path / "x").exists()

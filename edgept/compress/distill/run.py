@@ -87,6 +87,7 @@ def distill(
     corpus: Sequence[str | os.PathLike] = (),
     resume: bool = False,
     progress: bool = True,
+    student: Any = None,
 ) -> dict[str, Any]:
     """Distill the `teacher` checkpoint dir into a student (TinyBERT) and write out_dir/model.
 
@@ -96,6 +97,11 @@ def distill(
     out_dir/metrics.json: teacher and student parameters, checkpoint bytes and dev/test accuracy
     and macro-F1 (labelled data), the layer map, what was copied from the teacher, augmentation
     counts and time, and each stage's steps.
+
+    `student`: a ready-made student instead of one built from `config.student` (which must then
+    be left at its default): an edgept model (trained in place, e.g. a factorized copy of the
+    teacher for recovery) or a checkpoint dir (e.g. a general-distilled student; a classifier
+    teacher's task and labels are put on it, see `load_student`). `copied_from_teacher` is then None.
     """
     from edgept.models.hf import describe, load_model, read_config
     from edgept.zoo import resolve
@@ -103,7 +109,13 @@ def distill(
     started = time.perf_counter()
     source = resolve(teacher)
     teacher_cfg = read_config(source)
-    student_cfg = config.student.config_for(teacher_cfg)
+    if student is not None and config.student != StudentShape():
+        raise ConfigError("give the student either as a shape (--layers/--hidden/...) or ready-made, not both")
+    if isinstance(student, str | os.PathLike):
+        student = resolve(student)  # loaded with the teacher, after the checks
+        student_cfg = read_config(student)
+    else:
+        student_cfg = config.student.config_for(teacher_cfg) if student is None else student.config
     layer_map = resolve_layer_map(config.layer_map, student_cfg.num_layers, teacher_cfg.num_layers)
     _check_inputs(config, teacher_cfg, data, corpus)
 
@@ -117,11 +129,15 @@ def distill(
         train_set, augmented = _augment(net, source, train_set, config.augment)
 
     from edgept.compress.distill.objective import DistillObjective
-    from edgept.compress.distill.student import build_student
+    from edgept.compress.distill.student import build_student, load_student
     from edgept.eval import TorchEvaluator
     from edgept.train import fit
 
-    student, copied = build_student(net, config.student, layer_map, seed=train.seed)
+    if student is None:
+        student, copied = build_student(net, config.student, layer_map, seed=train.seed)
+    else:
+        ready = load_student(student, net.config, seed=train.seed) if isinstance(student, Path) else student
+        student, copied = ready.train(), None
     out = Path(out_dir)
     runs = []
     for i, stage in enumerate(config.stages):
@@ -150,7 +166,7 @@ def distill(
         "student": report(student, out / "model"),
         "data": splits.describe() if splits is not None else {"corpus": [str(p) for p in corpus], "lines": len(train_set)},
         "layer_map": list(layer_map),
-        "copied_from_teacher": len(copied),
+        "copied_from_teacher": None if copied is None else len(copied),
         "augment": augmented,
         "stages": runs,
         "distill": config.to_dict(),
