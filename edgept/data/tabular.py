@@ -60,11 +60,12 @@ def read_text_table(path: str | Path, text_column: str = "text", label_column: s
     )
 
 
-def _decode(path: Path) -> str:
+def _decode(path: Path, missing: str = "pass a .jsonl/.csv/.tsv file, an image folder or a shipped set name") -> str:
+    """A UTF-8 file's text (a BOM is allowed); missing, unreadable or non-UTF-8: one InputError line."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file; pass a .jsonl/.csv/.tsv file, an image folder or a shipped set name") from None
+        raise InputError(f"{path}: no such file; {missing}") from None
     except OSError as e:
         raise InputError(f"cannot read {path}: {e.strerror}") from None
     try:

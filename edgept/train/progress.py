@@ -40,5 +40,13 @@ class TrainProgress:
                 self._task,
                 completed=step,
                 loss=f"{record['loss']:.4f}",
-                speed=f"{record['examples_per_s']:.0f} ex/s",
+                speed=_speed(record),
             )
+
+
+def _speed(record: dict[str, Any]) -> str:
+    """Examples per second, and tokens per second when the objective logs tokens_per_example (pre-training)."""
+    speed = f"{record['examples_per_s']:.0f} ex/s"
+    if "tokens_per_example" in record:
+        speed += f", {record['tokens_per_example'] * record['examples_per_s']:.0f} tok/s"
+    return speed
