@@ -35,3 +35,27 @@ def dedupe_initializers(proto: onnx.ModelProto) -> int:
             if name in rename:
                 node.input[i] = rename[name]
     return len(rename)
+
+
+def topological_sort(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Reorder `proto`'s top-level nodes so each comes after the producers of its inputs (ONNX requires
+    it; onnxruntime tolerates disorder, TensorRT's parser and onnx.checker do not). Stable: nodes
+    already in order keep their order. Raises ValueError on a cycle or an input nobody produces."""
+    nodes = list(proto.graph.node)
+    ready = {i.name for i in proto.graph.input} | {i.name for i in proto.graph.initializer} | {""}
+    ordered: list[onnx.NodeProto] = []
+    while nodes:
+        rest = []
+        for node in nodes:
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(nodes):
+            missing = sorted({i for n in rest for i in n.input if i not in ready})
+            raise ValueError(f"graph has a cycle or unproduced inputs: {', '.join(missing[:3])}")
+        nodes = rest
+    del proto.graph.node[:]
+    proto.graph.node.extend(ordered)
+    return proto

@@ -101,9 +101,9 @@ class BuildSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class QuantizeSpec:
-    """The quantization preset compile applies (a name edgept.quantize knows)."""
+    """The int8 preset compile applies: a name in edgept.quantize.presets (fp16 always uses the fp16 guard)."""
 
-    preset: str = "int8-dynamic"
+    preset: str = "ort-int8-dynamic"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,9 +18,11 @@ def compile_cmd(
     source: str = typer.Argument(..., help="A bundle, a checkpoint directory, or a shipped model name (minilm)."),
     target: str = typer.Option(..., "--target", "-t", help="A target (edgept targets list), a family (cpu, gpu, jetson) or a .toml path."),
     output: Path = typer.Option(..., "-o", "--output", help="Bundle directory to write."),
-    precision: str = typer.Option("auto", help="auto (the target's most preferred precision this edgept can produce) or an explicit one the target allows (`edgept targets show NAME`)."),
+    precision: str = typer.Option("auto", help="auto (the target's first [build] precision) or int8 / fp16 / fp32, if the target allows it (`edgept targets show NAME`). int8 uses the target's [quantize] preset."),
+    calibration: Path = typer.Option(None, help="Calibration set for int8-static/int8-qdq/fp16 (default: calibration/rt-polarity-256 when it fits a text model's vocabulary)."),
+    min_cosine: float = typer.Option(None, help="Refuse an int8/fp16 bundle whose mean output cosine vs fp32 on fresh random inputs is below this (default 0.95 int8, 0.999 fp16)."),
     seq: str = typer.Option(None, help="TensorRT profile sequence lengths min,opt,max (default: the target's [shapes])."),
-    tolerance: float = typer.Option(1e-4, help="Largest |compiled - source| accepted on random inputs (CPU targets)."),
+    tolerance: float = typer.Option(1e-4, help="Largest |optimised - unoptimised graph| accepted on random inputs (CPU targets)."),
     seed: int = typer.Option(0, help="Seed for export and parity inputs."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
 ) -> None:
@@ -33,10 +35,14 @@ def compile_cmd(
         precision=precision,
         sequence=parse_ints(seq, "--seq") if seq else None,
         tolerance=tolerance,
+        min_cosine=min_cosine,
         seed=seed,
     )
-    with err.status(f"compiling {source} for {target} ..."):
-        bundle, note = compile_for_target(source, output, config, overwrite=force)
+    with err.status(f"compiling {source} for {target} ...") as status:
+        bundle, note = compile_for_target(
+            source, output, config, calibration=calibration, overwrite=force,
+            progress=lambda msg: status.update(f"compiling {source} for {target}: {msg}"),
+        )
     if note:
         err.print(note, highlight=False)
     compiled = bundle.manifest["compiled"]
@@ -45,8 +51,11 @@ def compile_cmd(
     if compiled["backend"] == "trt":
         line += f"; engine: {metrics['engine']} (copy the bundle there and run `edgept build-engine` or build_engine.sh)"
     else:
-        line += f"; max |compiled - source| = {metrics['max_abs_diff']:.2e}, loads in {metrics['load_seconds']:.2f} s"
+        line += f"; graph optimised (max |diff| {metrics['max_abs_diff']:.2e}), loads in {metrics['load_seconds']:.2f} s"
     out.print(line)
+    for part, m in (metrics.get("vs_fp32") or {}).items():
+        if isinstance(m, dict):
+            out.print(f"  vs fp32, {part:>12}: cosine mean {m['cosine_mean']:.5f} min {m['cosine_min']:.5f}, max |diff| {m['max_abs_diff']:.3g}")
 
 
 def build_engine_cmd(

@@ -16,12 +16,15 @@ def register(app: typer.Typer) -> None:
 def quantize_cmd(
     bundle: Path = typer.Argument(..., help="The fp32 bundle to quantize."),
     output: Path = typer.Option(..., "-o", "--output", help="Bundle directory to write."),
-    mode: str = typer.Option("auto", help="int8-dynamic | int8-static | fp16 | auto (static, best method, budget)."),
+    mode: str = typer.Option("auto", help="int8-dynamic | int8-static | fp16 | auto (static, best method, budget) | int8-qdq (standard Q/DQ ONNX for TensorRT)."),
     calibration: Path = typer.Option(None, help="Calibration set directory (calibration/README.md); needed except for int8-dynamic."),
     holdout: Path = typer.Option(None, help="Another calibration-format set, scored only (never used to choose)."),
     method: str = typer.Option("minmax", help="Activation ranges for int8-static: minmax | entropy | percentile."),
     percentile: float = typer.Option(99.99, help="|x| percentile kept by --method percentile."),
     min_cosine: float = typer.Option(None, help="Budget: keep the most sensitive nodes in float until the mean output cosine vs fp32 reaches this (auto: 0.999)."),
+    max_drop: float = typer.Option(None, help="Budget: at most this many accuracy points lost on --data's dev split (classifiers)."),
+    data: str = typer.Option(None, help="Labelled data (shipped name or .jsonl/.csv/.tsv) whose dev split --max-drop scores; the manifest records its accuracy."),
+    smooth: float = typer.Option(None, help="SmoothQuant alpha in [0, 1] (e.g. 0.5): move activation outliers into the int8 weights (exact in fp32)."),
     keep_float: str = typer.Option("", help="Comma-separated node names to keep in float."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel or per tensor."),
     symmetric: bool = typer.Option(False, "--symmetric/--asymmetric", help="Activation ranges symmetric (zero point 128) or asymmetric."),
@@ -34,13 +37,13 @@ def quantize_cmd(
     from edgept.quantize import QuantizeConfig, quantize
 
     config = QuantizeConfig(
-        mode=mode, method=method, percentile=percentile, min_cosine=min_cosine,
+        mode=mode, method=method, percentile=percentile, min_cosine=min_cosine, max_drop=max_drop, smooth=smooth,
         keep_float=tuple(n for n in keep_float.split(",") if n), per_channel=per_channel,
         symmetric=symmetric, reduce_range=reduce_range, embeddings=embeddings, seed=seed,
     )
     with err.status(f"quantizing {bundle} ({mode}) ...") as status:
         result = quantize(
-            bundle, output, config, calibration=calibration, holdout=holdout, overwrite=force,
+            bundle, output, config, calibration=calibration, holdout=holdout, data=data, overwrite=force,
             progress=lambda msg: status.update(f"quantizing {bundle} ({mode}): {msg}"),
         )
     metrics = result.passes[-1]["metrics"]
@@ -50,5 +53,9 @@ def quantize_cmd(
         if part in metrics:
             m = metrics[part]
             out.print(f"  {part:>12}: cosine mean {m['cosine_mean']:.5f} min {m['cosine_min']:.5f}, max |diff| {m['max_abs_diff']:.3g}")
+    if "task" in metrics:
+        t = metrics["task"]
+        out.print(f"  {t['split']} accuracy on {t['data']}: {100 * t['accuracy']:.2f} vs fp32 {100 * t['fp32_accuracy']:.2f} "
+                  f"({t['drop_points']:+.2f} points lost)")
     for row in metrics["float_nodes"]:
         out.print(f"  kept in float: {row['node']} ({row['reason']})")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgept.onnxutil import topological_sort
 from edgept.quantize import graph
 from edgept.quantize.config import QuantizeConfig
 
@@ -44,7 +45,8 @@ def _convert(proto: onnx.ModelProto, keep: set[str]) -> onnx.ModelProto:
     converted = convert_float_to_float16(
         proto, keep_io_types=True, op_block_list=list(ALWAYS_FP32), node_block_list=sorted(keep)
     )
-    return _drop_round_trips(converted)
+    # The converter appends some Casts after their consumers; ONNX (and TensorRT's parser) need order.
+    return topological_sort(_drop_round_trips(converted))
 
 
 def _drop_round_trips(proto: onnx.ModelProto) -> onnx.ModelProto:

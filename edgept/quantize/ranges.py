@@ -107,3 +107,8 @@ def uint8_params(lo: float, hi: float, symmetric: bool) -> tuple[float, int]:
     lo, hi = min(lo, 0.0), max(hi, 0.0)
     scale = max((hi - lo) / 255, 1e-12)
     return float(scale), int(np.clip(round(-lo / scale), 0, 255))
+
+
+def int8_scale(lo: float, hi: float) -> float:
+    """The scale of a symmetric int8 tensor (zero point 0, -127..127) covering [lo, hi]: TensorRT's Q/DQ form."""
+    return float(max(abs(lo), abs(hi), 1e-12) / 127)

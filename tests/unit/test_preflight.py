@@ -82,7 +82,7 @@ def test_compile_for_cpu_loads_and_matches_the_source_bundle(tmp_path, tiny_bund
     from edgept.backends.compile import CompileConfig, compile_for_target
     from edgept.runtime import load
 
-    bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64"))
+    bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))
     assert note is None and bundle.manifest["compiled"]["backend"] == "ort"
     metrics = bundle.passes[-1]["metrics"]
     assert metrics["max_abs_diff"] <= 1e-4 and metrics["graph_optimization"]["level"] == "ORT_ENABLE_EXTENDED"
@@ -98,6 +98,6 @@ def test_compiled_ort_bundle_is_refused_as_a_tensorrt_source(tmp_path, tiny_bund
     from edgept.backends.compile import CompileConfig, compile_for_target
     from edgept.errors import ConfigError
 
-    cpu, _ = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64"))
+    cpu, _ = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))
     with pytest.raises(ConfigError, match="compiled for cpu-x86_64"):
-        compile_for_target(cpu.path, tmp_path / "orin.edgept", CompileConfig(target="jetson-orin-nano"))
+        compile_for_target(cpu.path, tmp_path / "orin.edgept", CompileConfig(target="jetson-orin-nano", precision="fp32"))

@@ -108,7 +108,7 @@ def test_compile_for_jetson_on_cpu_leaves_the_engine_to_the_device(tmp_path, tin
 
     from edgept.backends.compile import CompileConfig, compile_for_target
 
-    bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "orin.edgept", CompileConfig(target="jetson"))
+    bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "orin.edgept", CompileConfig(target="jetson", precision="fp32"))
     assert note == "target 'jetson' resolved to jetson-orin-nano (the jetson family's default)"
     entry = bundle.manifest["engines"]["jetson-orin-nano"]
     assert entry["status"] == "to be built on device" and entry["tensorrt_range"] == "10.3"
@@ -118,7 +118,7 @@ def test_compile_for_jetson_on_cpu_leaves_the_engine_to_the_device(tmp_path, tin
     assert script.read_text() == trt.build_script(plan, "10.3")
     assert plan.profiles[0].max == (8, 64)  # the tiny model's position table caps the target's 256
     onnx.checker.check_model(str(bundle.model_path))
-    # fp32 today: the ONNX is the exported graph itself, so parity with the fp32 bundle is exact.
+    # fp32: the ONNX is the exported graph itself, so parity with the fp32 bundle is exact.
     assert bundle.artifacts["model.onnx"] == tiny_bundle.artifacts["model.onnx"]
     assert bundle.passes[-1]["pass"] == "compile" and bundle.manifest["compiled"]["precision"] == "fp32"
 
@@ -129,7 +129,7 @@ def test_build_engine_on_this_gpu_records_version_and_compute_capability(tmp_pat
     from edgept.backends.compile import CompileConfig, build_engines, compile_for_target
     from edgept.runtime.engines import probe_device
 
-    compiled, _ = compile_for_target(tiny_bundle.path, tmp_path / "gpu.edgept", CompileConfig(target="gpu-ampere"))
+    compiled, _ = compile_for_target(tiny_bundle.path, tmp_path / "gpu.edgept", CompileConfig(target="gpu-ampere", precision="fp32"))
     built = build_engines(compiled.path)
     entry = built.manifest["engines"]["gpu-ampere"]
     facts = probe_device()
