@@ -28,7 +28,7 @@ def quantize_cmd(
     keep_float: str = typer.Option("", help="Comma-separated node names to keep in float."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel or per tensor."),
     symmetric: bool = typer.Option(False, "--symmetric/--asymmetric", help="Activation ranges symmetric (zero point 128) or asymmetric."),
-    reduce_range: bool = typer.Option(False, help="7-bit weights (avoids u8s8 saturation on AVX2 CPUs without VNNI)."),
+    reduce_range: bool = typer.Option(None, "--reduce-range/--full-range", help="7-bit weights (avoids u8s8 saturation on AVX2 CPUs without VNNI); default: 7-bit when --smooth is given."),
     embeddings: bool = typer.Option(False, help="Also quantize the embedding tables (smaller file)."),
     seed: int = typer.Option(0, help="Seed for the fresh random check inputs."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),

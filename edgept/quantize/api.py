@@ -22,7 +22,9 @@ from edgept.quantize import graph
 from edgept.quantize.calibration import CalibrationSet, load_calibration
 from edgept.quantize.compare import summarize
 from edgept.quantize.config import QuantizeConfig
-from edgept.quantize.int8 import Int8Plan, outputs
+from edgept.quantize.int8 import Budget, Int8Plan, outputs
+from edgept.quantize.smooth import smooth
+from edgept.quantize.task import TaskSet, load_task
 
 FP32 = "model.fp32.onnx"
 _FRESH_SHAPE = (2, 24)  # batch, sequence of the seeded random check (unlike any calibration batch)
@@ -40,8 +42,34 @@ def accuracy(reference: onnx.ModelProto, candidate: onnx.ModelProto, batches: li
     return summarize(outputs(reference, batches), outputs(candidate, batches), batches)
 
 
+def _budget(plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None) -> tuple[Budget | None, dict[str, Any]]:
+    """The budget check the search runs on each candidate graph: mean output cosine on the
+    calibration set >= `budget`, and/or task accuracy on the dev split within `max_drop` points."""
+    cosine, drop = config.budget, config.max_drop
+    if cosine is None and drop is None:
+        return None, {}
+    recorded: dict[str, Any] = {"min_cosine": cosine, "max_drop": drop}
+    if drop is not None:
+        if task is None:
+            raise ConfigError("--max-drop needs --data NAME|PATH (a labelled set; its dev split is scored)")
+        recorded["fp32_accuracy"] = base = task.accuracy(plan.fused)
+
+    def meets(proto: onnx.ModelProto) -> tuple[bool, dict[str, Any]]:
+        score: dict[str, Any] = {}
+        ok = True
+        if cosine is not None:
+            score.update(plan.score(proto))
+            ok = score["cosine_mean"] >= cosine
+        if drop is not None and ok:  # accuracy only when the cosine already holds: it is the slow check
+            score["accuracy"] = task.accuracy(proto)
+            ok = 100 * (base - score["accuracy"]) <= drop
+        return ok, score
+
+    return meets, recorded
+
+
 def _int8(
-    plan: Int8Plan, config: QuantizeConfig, progress: Callable[[str], None] | None
+    plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None, progress: Callable[[str], None] | None
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Build the static graph; with a budget, rank nodes and keep the fewest in float that meet it."""
     report: dict[str, Any] = {"method": config.method}
@@ -50,19 +78,19 @@ def _int8(
         method, scores = plan.best_method()
         report.update(method=method, method_scores=scores)
     float_nodes = [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]
-    budget = config.budget
-    if budget is not None:
+    meets, budget = _budget(plan, config, task)
+    kept: list[str] = []
+    if meets is not None:
         ranked = plan.sensitivity(method, progress)
         report["sensitivity"] = ranked
-        kept, score, trials = plan.meet_budget(method, budget, [r["node"] for r in ranked], progress)
-        report["budget"] = {"min_cosine": budget, "met": score["cosine_mean"] >= budget, "trials": trials}
+        kept, score, trials = plan.meet_budget(method, [r["node"] for r in ranked], meets, progress)
+        met = any(t["met"] for t in trials if t["float_nodes"] == len(kept))
+        report["budget"] = {**budget, "met": met, "score": score, "trials": trials}
         errors = {r["node"]: r["error"] for r in ranked}
         float_nodes += [
             {"node": n, "reason": f"sensitivity rank {i + 1}: alone in INT8 it costs {errors[n]:.2e} cosine"}
             for i, n in enumerate(kept)
         ]
-    else:
-        kept = []
     report["float_nodes"] = float_nodes
     return plan.build(method, kept), report
 
@@ -74,13 +102,16 @@ def quantize(
     *,
     calibration: str | os.PathLike | None = None,
     holdout: str | os.PathLike | None = None,
+    data: str | None = None,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Bundle:
     """Quantize an fp32 bundle into `dest` (see QuantizeConfig for the modes); return the new bundle.
 
     `calibration` (a set made by `edgept calibration make`) is required by int8-static, auto and fp16;
-    `holdout` is another set, scored but never used to choose anything.
+    `holdout` is another set, scored but never used to choose anything. `data` (a labelled set's
+    name or path; classifiers only) makes its dev split the `max_drop` budget's judge, and the
+    manifest records the dev accuracy of the fp32 and the quantized graph.
     """
     config = config or QuantizeConfig()
     src = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
@@ -97,25 +128,40 @@ def quantize(
             "make one with `edgept calibration make`, or use --mode int8-dynamic"
         )
     hold = load_calibration(holdout, src, config.batch_size) if holdout is not None else None
+    task = load_task(data, src) if data is not None else None
     reference = onnx.load(str(src.model_path))
-    if progress:
-        progress("fusing the fp32 graph")
-    fused = graph.fuse(src.model_path, src.manifest.get("model", {}).get("config"))
+    # fp16 and int8-qdq keep the exported graph's standard ops (what TensorRT parses); the ORT int8 modes fuse.
+    if config.mode not in ("fp16", "int8-qdq"):
+        if progress:
+            progress("fusing the fp32 graph")
+        fused = graph.fuse(src.model_path, src.manifest.get("model", {}).get("config"))
     if config.mode == "fp16":
         from edgept.quantize.fp16 import to_fp16
 
         proto, report = to_fp16(reference, cal.batches, config)
+    elif config.mode == "int8-qdq":
+        from edgept.quantize.qdq import to_qdq
+
+        if progress:
+            progress("calibrating activation ranges")
+        proto, report = to_qdq(reference, cal.batches, config)
     elif config.mode == "int8-dynamic":
         proto = graph.quantize_weights(
             fused, keep_float=config.keep_float, per_channel=config.per_channel,
-            reduce_range=config.reduce_range, embeddings=config.embeddings,
+            reduce_range=config.seven_bit, embeddings=config.embeddings,
         )
         report = {"method": "per-call min/max (DynamicQuantizeLinear)",
                   "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]}
     else:
+        smoothing = None
+        if config.smooth is not None:
+            if progress:
+                progress(f"smoothing activation outliers into the weights (alpha {config.smooth})")
+            fused, smoothing = smooth(fused, cal.batches, config.smooth, skip=config.keep_float)
         if progress:
             progress("calibrating activation ranges")
-        proto, report = _int8(Int8Plan(fused, cal.batches, config), config, progress)
+        proto, report = _int8(Int8Plan(fused, cal.batches, config), config, task, progress)
+        report["smoothing"] = smoothing
     # Fusion gives each layer its own QKV matrix and ORT its own int8 copy of every use of a shared
     # weight; identical copies (same weights -> same scales) collapse back into one (ALBERT).
     dedupe_initializers(proto)
@@ -126,6 +172,9 @@ def quantize(
         metrics["calibration"] = accuracy(reference, proto, list(cal.batches))
     if hold is not None:
         metrics["holdout"] = {**hold.describe(), **accuracy(reference, proto, list(hold.batches))}
+    if task is not None:
+        base, got = task.accuracy(reference), task.accuracy(proto)
+        metrics["task"] = {**task.describe(), "fp32_accuracy": base, "accuracy": got, "drop_points": 100 * (base - got)}
     metrics["float_nodes"] = report.pop("float_nodes")
     metrics.update(report)
     recorded = {**config.to_dict(), "calibration": cal.describe() if cal else None}

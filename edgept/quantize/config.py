@@ -9,7 +9,9 @@ from edgept.configs import DictConfig
 from edgept.errors import ConfigError
 from edgept.quantize.ranges import METHODS
 
-MODES = ("int8-dynamic", "int8-static", "fp16", "auto")
+MODES = ("int8-dynamic", "int8-static", "fp16", "auto", "int8-qdq")
+# What int8-qdq (standard Q/DQ for TensorRT, edgept.quantize.qdq) cannot honour.
+_QDQ_UNSUPPORTED = ("reduce_range", "smooth", "embeddings", "min_cosine")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,15 +20,24 @@ class QuantizeConfig(DictConfig):
 
     mode: int8-dynamic (ORT's per-call activation ranges), int8-static (calibrated ranges frozen into
       the graph), fp16 (with an overflow guard), auto (int8-static, the calibration method that scores
-      best, then the fewest nodes kept in float that meet `min_cosine`).
+      best, then the fewest nodes kept in float that meet `min_cosine`), int8-qdq (explicit-precision
+      ONNX for TensorRT: standard QuantizeLinear/DequantizeLinear pairs on the unfused graph,
+      symmetric int8 activations per tensor and weights per channel; see edgept.quantize.qdq).
     method: activation range method for int8-static: minmax, entropy (KL) or percentile.
     percentile: the |x| percentile the percentile method keeps (99.99 clips the top 0.01%).
     per_channel: one weight scale per output channel (else one per tensor).
     symmetric: symmetric activation ranges (zero point 128) instead of asymmetric.
-    reduce_range: 7-bit weights, avoiding int16 saturation in AVX2 u8s8 kernels without VNNI.
+    reduce_range: 7-bit weights, avoiding int16 saturation in AVX2 u8s8 kernels without VNNI;
+      None (the default) means: 7-bit exactly when smoothing, which fills the int8 weight range
+      (measured: a smoothed LayerNorm->MatMul has 24% output error with 8-bit weights on AVX2,
+      1.5% with 7-bit; docs/quantize.md).
+    smooth: SmoothQuant migration strength alpha in [0, 1] (0.5 is the paper's default), or None:
+      divide each quantized input channel by s and fold s into the weight rows (exact in fp32).
     embeddings: also quantize the embedding tables (Gather): smaller file, small accuracy cost.
     min_cosine: accuracy budget (mean output cosine vs fp32 on the calibration set); when set,
       the most sensitive nodes are kept in float until it is met. auto defaults it to 0.999.
+    max_drop: accuracy budget in points (0.5 = half a percentage point) of task accuracy on the dev
+      split of the data passed as `data=` (--data), against the fp32 graph; with `min_cosine` both hold.
     keep_float: node names to keep in float whatever the analysis says.
     fp16_tolerance: largest relative error per node output that fp16 may add before it is kept in fp32.
     batch_size: calibration batch size; sensitivity_examples: how many calibration examples the
@@ -40,9 +51,11 @@ class QuantizeConfig(DictConfig):
     percentile: float = 99.99
     per_channel: bool = True
     symmetric: bool = False
-    reduce_range: bool = False
+    reduce_range: bool | None = None
+    smooth: float | None = None
     embeddings: bool = False
     min_cosine: float | None = None
+    max_drop: float | None = None
     keep_float: tuple[str, ...] = ()
     fp16_tolerance: float = 1e-2
     batch_size: int = 8
@@ -56,19 +69,38 @@ class QuantizeConfig(DictConfig):
             raise ConfigError(f"--method {self.method!r} is not one of: {', '.join(METHODS)}")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"--percentile must be in (50, 100], got {self.percentile}")
+        if self.smooth is not None and not 0.0 <= self.smooth <= 1.0:
+            raise ConfigError(f"--smooth is SmoothQuant's alpha in [0, 1] (e.g. 0.5), got {self.smooth}")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
             raise ConfigError(f"--min-cosine must be in [-1, 1] (e.g. 0.999), got {self.min_cosine}")
+        if self.max_drop is not None and not 0.0 <= self.max_drop <= 100.0:
+            raise ConfigError(f"--max-drop is in accuracy points in [0, 100] (e.g. 0.3), got {self.max_drop}")
+        if self.mode in ("int8-dynamic", "fp16") and (self.min_cosine, self.max_drop, self.smooth) != (None, None, None):
+            raise ConfigError(f"--min-cosine/--max-drop/--smooth need --mode int8-static or auto, got --mode {self.mode}")
         if not self.fp16_tolerance > 0:
             raise ConfigError(f"--fp16-tolerance must be positive, got {self.fp16_tolerance}")
         for name in ("batch_size", "sensitivity_examples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.mode == "int8-qdq":
+            # Symmetric int8 is what TensorRT's Q/DQ means, so symmetric=False is not an error here.
+            for name in _QDQ_UNSUPPORTED:
+                if getattr(self, name) not in (None, False):
+                    raise ConfigError(
+                        f"--mode int8-qdq does not support {name}={getattr(self, name)!r} (TensorRT Q/DQ: "
+                        f"8-bit weights, no smoothing, embedding tables or budget search yet); drop it or use --mode int8-static"
+                    )
         object.__setattr__(self, "keep_float", tuple(self.keep_float))
 
     @property
+    def seven_bit(self) -> bool:
+        """Whether weights are quantized to 7 bits: `reduce_range`, or by default when smoothing."""
+        return self.reduce_range if self.reduce_range is not None else self.smooth is not None
+
+    @property
     def budget(self) -> float | None:
-        """The cosine budget in force: `min_cosine`, or 0.999 for auto."""
-        if self.min_cosine is None and self.mode == "auto":
+        """The cosine budget in force: `min_cosine`, or 0.999 for auto without `max_drop`."""
+        if self.min_cosine is None and self.max_drop is None and self.mode == "auto":
             return 0.999
         return self.min_cosine
 

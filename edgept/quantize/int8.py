@@ -20,9 +20,11 @@ from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_par
 
 Feeds = Mapping[str, np.ndarray]
 Progress = Callable[[str], None]
+# A candidate graph -> (within the budget?, the scores that decided it).
+Budget = Callable[[onnx.ModelProto], tuple[bool, dict[str, Any]]]
 
 
-def _rows(x: np.ndarray, feeds: Feeds) -> np.ndarray:
+def real_rows(x: np.ndarray, feeds: Feeds) -> np.ndarray:
     """The values of `x` at real tokens only: padding is masked out of the output, so its
     activations must not widen the ranges."""
     mask = feeds.get("attention_mask")
@@ -38,7 +40,7 @@ def collect_stats(fused: onnx.ModelProto, tensors: Sequence[str], batches: Seque
     for observe in (TensorStats.observe_range, TensorStats.observe_hist):
         for feeds, outs in zip(batches, graph.run_batches(sess, batches), strict=True):
             for t in tensors:
-                observe(stats[t], _rows(outs[t], feeds))
+                observe(stats[t], real_rows(outs[t], feeds))
     return stats
 
 
@@ -84,14 +86,14 @@ class Int8Plan:
             self.fused,
             keep_float=[*c.keep_float, *keep_float],
             per_channel=c.per_channel,
-            reduce_range=c.reduce_range,
+            reduce_range=c.seven_bit,
             embeddings=c.embeddings,
         )
 
     def build(self, method: str, keep_float: Sequence[str] = ()) -> onnx.ModelProto:
         """The static INT8 graph with `method`'s ranges, `keep_float` nodes left in fp32."""
         params, _ = activation_params(self.stats, method, self.config)
-        return graph.freeze_scales(self._weights(keep_float), params)
+        return graph.fuse_integer_matmuls(graph.freeze_scales(self._weights(keep_float), params))
 
     def score(self, proto: onnx.ModelProto, limit: int | None = None) -> dict[str, float]:
         """Output agreement with fp32 on the calibration feeds (the first `limit` batches)."""
@@ -118,30 +120,30 @@ class Int8Plan:
         return max(scores, key=lambda m: scores[m]["cosine_mean"]), scores
 
     def meet_budget(
-        self, method: str, budget: float, ranked: Sequence[str], progress: Progress | None = None
-    ) -> tuple[list[str], dict[str, float], list[dict[str, Any]]]:
-        """The fewest most-sensitive nodes (a prefix of `ranked`) to keep in float so the mean cosine
-        reaches `budget`; binary search, assuming more float never hurts. Returns (kept, score, trials)."""
+        self, method: str, ranked: Sequence[str], meets: Budget, progress: Progress | None = None
+    ) -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
+        """The fewest most-sensitive nodes (a prefix of `ranked`) to keep in float so `meets(graph)`
+        says (True, score); binary search, assuming more float never hurts. Returns (kept, score, trials)."""
         trials: list[dict[str, Any]] = []
 
-        def trial(k: int) -> dict[str, float]:
+        def trial(k: int) -> tuple[bool, dict[str, Any]]:
             if progress:
                 progress(f"budget: {k} node(s) in float")
-            s = self.score(self.build(method, ranked[:k]))
-            trials.append({"float_nodes": k, **s})
-            return s
+            ok, s = meets(self.build(method, ranked[:k]))
+            trials.append({"float_nodes": k, "met": ok, **s})
+            return ok, s
 
-        s0 = trial(0)
-        if s0["cosine_mean"] >= budget:
+        ok, s0 = trial(0)
+        if ok:
             return [], s0, trials
         lo, hi, best = 0, len(ranked), None  # lo fails; hi (all float) meets it by construction
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            s = trial(mid)
-            if s["cosine_mean"] >= budget:
+            ok, s = trial(mid)
+            if ok:
                 hi, best = mid, s
             else:
                 lo = mid
         if best is None:
-            best = trial(hi)
+            best = trial(hi)[1]
         return list(ranked[:hi]), best, trials
