@@ -8,7 +8,7 @@ OUT    ?= out
 # The shipped default model (all-MiniLM-L6-v2 inside a PyPI package; see README).
 MODEL  ?= minilm
 
-.PHONY: install data test test-slow demo bench lint clean
+.PHONY: install data corpus teacher test test-slow demo bench bench-factorize bench-quantize bench-pretrain lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,25 @@ $(FASHION_MNIST):
 
 data: $(FASHION_MNIST)
 
+# Jane Austen's novels (Debian r-cran-janeaustenr, public domain), the shipped masked-LM corpus. Only the
+# package's files are unpacked: `apt-get install` would pull in all of R. They are read with `rdata`.
+AUSTEN := /usr/lib/R/site-library/janeaustenr/data/Rdata.rdb
+$(AUSTEN):
+	apt-get update && cd /tmp && apt-get download r-cran-janeaustenr && dpkg-deb -x r-cran-janeaustenr_*.deb / \
+		&& rm -f r-cran-janeaustenr_*.deb
+
+corpus: $(STAMP) $(AUSTEN)
+	$(PY) -m pip install --quiet -e ".[corpus]"
+
+# The fine-tuned MiniLM teacher that the distillation, factorization and quantization results start from.
+# Resumes from its last checkpoint when a run was interrupted.
+TEACHER := $(OUT)/teacher-rt
+$(TEACHER)/metrics.json: | $(STAMP)
+	$(EDGEPT) finetune $(MODEL) --data rt-polarity -o $(TEACHER) --epochs 2 --max-length 64 --seed 0 \
+		--save-every 100 $(if $(wildcard $(TEACHER)/checkpoints),--resume)
+
+teacher: $(TEACHER)/metrics.json
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -40,13 +59,28 @@ demo: $(STAMP) data
 	$(EDGEPT) export $(MODEL) -o $(OUT)/minilm.edgept --force
 	$(EDGEPT) run $(OUT)/minilm.edgept "A gripping, beautifully shot thriller." \
 		"The plot is a tedious mess." "An edge-of-your-seat thriller with gorgeous photography."
-	$(EDGEPT) bench $(OUT)/minilm.edgept --baseline torch --batch 1,8 --seq 128 \
-		--json $(OUT)/demo-bench.json --plot $(OUT)/demo-bench.png
+	$(EDGEPT) quantize $(OUT)/minilm.edgept -o $(OUT)/minilm.int8.edgept --mode int8-static \
+		--calibration calibration/rt-polarity-256 --force
+	$(EDGEPT) compile $(OUT)/minilm.edgept --target cpu -o $(OUT)/minilm.cpu.edgept --force
+	$(EDGEPT) compile $(OUT)/minilm.edgept --target jetson-orin-nano --precision fp16 -o $(OUT)/minilm.orin.edgept --force
+	$(EDGEPT) bench $(OUT)/minilm.edgept $(OUT)/minilm.int8.edgept $(OUT)/minilm.cpu.edgept --baseline torch \
+		--batch 1,8 --seq 128 --json $(OUT)/demo-bench.json --plot $(OUT)/demo-bench.png
 
 bench: $(STAMP) data
 	$(EDGEPT) export $(MODEL) -o $(OUT)/minilm.edgept --force
 	$(EDGEPT) bench $(OUT)/minilm.edgept --baseline torch --batch 1,8 --seq 32,128 --threads 2 \
 		--json docs/results/bench-minilm.json --plot docs/results/bench-minilm.png
+
+bench-factorize: $(TEACHER)/metrics.json
+	$(PY) scripts/factorize_results.py --teacher $(TEACHER)/model --threads 1
+
+bench-quantize: $(TEACHER)/metrics.json
+	$(EDGEPT) export $(MODEL) -o $(OUT)/minilm.edgept --force
+	$(PY) scripts/quantize_results.py --model teacher=$(TEACHER)/model --methods --runs 30
+	$(PY) scripts/benchmarks/quantize_methods.py $(OUT)/minilm.edgept --runs 30 --json docs/results/quantize-methods-minilm.json
+
+bench-pretrain: corpus data
+	$(PY) scripts/pretrain_results.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check edgept tests

@@ -22,6 +22,8 @@ from edgept.cli import (
     factorize,
     finetune,
     info,
+    pretrain,
+    qat,
     quantize,
     run,
     targets,
@@ -37,7 +39,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration):
+for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration, qat, pretrain):
     module.register(app)
 
 
