@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +16,10 @@ POSITIVE, NEGATIVE = "great good fun film acting".split(), "bad boring dull plot
 
 @pytest.fixture
 def data_file(tmp_path):
+    return write_reviews(tmp_path)
+
+
+def write_reviews(tmp_path):
     """A JSONL set whose labels follow its words, in the tiny teacher's label names."""
     g = torch.Generator().manual_seed(0)
     rows = []
@@ -127,3 +132,90 @@ def test_two_processes_match_one(tmp_path, tiny_bert_config, data_file):
         losses[n] = [r["loss"] for r in log if r["kind"] == "train"]
     assert len(losses[1]) == 2
     assert losses[2] == pytest.approx(losses[1], rel=1e-5, abs=1e-6)
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """10 PNGs per class whose colour says the class: enough for a 1-per-class dev and test split."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for c, name in enumerate(("bird", "cat", "dog")):
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = rng.integers(0, 60, (32, 32, 3), dtype=np.uint8)
+            pixels[..., c] += 150
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_vit_dir(tmp_path, tiny_vit_config):
+    from edgept.models import build_model
+    from edgept.models.hf import save_model
+
+    torch.manual_seed(0)
+    return save_model(build_model(tiny_vit_config(labels=("bird", "cat", "dog"))), tmp_path / "tiny-vit")
+
+
+def test_a_vit_teacher_distills_on_an_image_folder(monkeypatch, capsys, tmp_path, tiny_vit_dir, image_folder):
+    out = tmp_path / "vit-student"
+    code, stdout, err = edgept(
+        monkeypatch, capsys, "distill", "--teacher", tiny_vit_dir, "--data", image_folder, "-o", out,
+        "--layers", "1", "--max-steps", "3", "--batch-size", "6", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "test accuracy" in stdout
+    student, teacher = load_model(out / "model"), load_model(tiny_vit_dir)
+    assert (student.config.arch, student.config.num_layers, student.config.labels) == ("vit", 1, ("bird", "cat", "dog"))
+    assert student.config.patch_size == teacher.config.patch_size
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["layer_map"] == [2] and m["copied_from_teacher"] > 0
+    assert [s["steps"] for s in m["stages"]] == [3, 3]
+    assert m["data"]["sizes"] == {"train": 24, "dev": 3, "test": 3}
+    # The prediction stage trained the student away from the teacher's copied layer 2.
+    assert not torch.equal(student.encoder.blocks[0].attn.q.weight, teacher.encoder.blocks[1].attn.q.weight)
+
+
+def test_augment_is_refused_for_images(monkeypatch, capsys, tmp_path, tiny_vit_dir, image_folder):
+    code, _, err = edgept(
+        monkeypatch, capsys, "distill", "--teacher", tiny_vit_dir, "--data", image_folder, "-o", tmp_path / "o", "--augment", "2"
+    )
+    assert_one_line_error(code, err, "--augment replaces words, so it is for text data")
+
+
+@pytest.fixture
+def general_student(tmp_path, tiny_bert_config, tiny_bert_dir):
+    """A 1-layer encoder without a head (what --stage general leaves), weights unlike the teacher's."""
+    from edgept.models import build_model
+    from edgept.models.hf import save_model
+
+    torch.manual_seed(123)
+    model = build_model(tiny_bert_config(num_layers=1, task="feature-extraction", labels=()))
+    return save_model(model, tmp_path / "general", source=tiny_bert_dir)
+
+
+def test_student_starts_from_a_given_checkpoint_with_the_teachers_head(monkeypatch, capsys, tmp_path, tiny_bert_dir, data_file, general_student):
+    out = tmp_path / "task"
+    code, _, err = edgept(
+        monkeypatch, capsys, "distill", "--teacher", tiny_bert_dir, "--student", general_student, "--data", data_file,
+        "-o", out, "--stage", "intermediate", "--max-steps", "1", "--lr", "1e-12", "--batch-size", "8", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    got, given, teacher = load_model(out / "model"), load_model(general_student), load_model(tiny_bert_dir)
+    assert (got.config.task, got.config.labels) == ("sequence-classification", ("negative", "positive"))
+    # lr 1e-12: one step leaves the given encoder as it was (not the teacher's layer 2, which
+    # a student built from the teacher would have copied).
+    given_qkv = given.encoder.blocks[0].attn.q.weight
+    torch.testing.assert_close(got.encoder.blocks[0].attn.q.weight, given_qkv, atol=1e-6, rtol=0)
+    assert not torch.allclose(given_qkv, teacher.encoder.blocks[1].attn.q.weight, atol=1e-3)
+    assert json.loads((out / "metrics.json").read_text())["copied_from_teacher"] is None
+
+
+def test_student_and_shape_flags_exclude_each_other(monkeypatch, capsys, tmp_path, tiny_bert_dir, data_file, general_student):
+    code, _, err = edgept(
+        monkeypatch, capsys, "distill", "--teacher", tiny_bert_dir, "--student", general_student, "--layers", "1",
+        "--data", data_file, "-o", tmp_path / "o",
+    )  # fmt: skip
+    assert_one_line_error(code, err, "give the student either as a shape (--layers/--hidden/...) or ready-made, not both")

@@ -105,6 +105,20 @@ def build_student(
     return student.train(), copied
 
 
+def load_student(path: str | os.PathLike, teacher: EncoderConfig, *, seed: int = 0) -> nn.Module:
+    """A student checkpoint (e.g. the output of general distillation, TinyBERT's first step) set
+    up for the teacher's task: for a classifier teacher, its task and labels, with a fresh head
+    (seeded) unless the checkpoint already classifies exactly those labels. Train mode."""
+    from edgept.models.hf import load_model
+
+    task = labels = None
+    if teacher.task.endswith("classification"):
+        task, labels = teacher.task, teacher.labels
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return load_model(path, task=task, labels=labels).train()
+
+
 def _group(name: str) -> str:
     """The unit copied together: one encoder block, else the top-level module (embeddings, head, ...)."""
     m = _BLOCK.match(name)
