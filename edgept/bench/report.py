@@ -19,7 +19,7 @@ from edgept.errors import InputError
 from edgept.fileio import atomic_write_text
 
 SCHEMA = 1
-TIMED = "session.run on pre-built numpy feeds, excluding tokenization"
+TIMED = "session.run on pre-built numpy feeds, excluding tokenization; ORT thread spinning off"
 
 
 @dataclass(frozen=True, kw_only=True)

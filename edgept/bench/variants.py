@@ -105,7 +105,7 @@ def _build_ort(spec: VariantSpec) -> Variant:
     from edgept.runtime import load
 
     bundle = Bundle.open(spec.path)  # verifies artifact hashes once; load() reuses the opened bundle
-    session = load(bundle, threads=spec.threads)
+    session = load(bundle, threads=spec.threads, spinning=False)
     names = [i.name for i in bundle.inputs]
 
     def factory(feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
@@ -161,6 +161,8 @@ def _build_onnx(spec: VariantSpec) -> Variant:
     options = ort.SessionOptions()
     options.intra_op_num_threads = spec.threads
     options.inter_op_num_threads = 1
+    # As for bundles: idle sessions must not busy-wait on the cores the timed variant needs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     inputs = tuple(
         _OrtInput(

@@ -47,6 +47,7 @@ def load(
     threads: int | None = None,
     providers: Sequence[str] | None = None,
     verify: bool = True,
+    spinning: bool = True,
 ) -> Session:
     """Open a bundle (verifying its hashes unless `verify=False`) in an onnxruntime session.
 
@@ -54,15 +55,19 @@ def load(
     `providers` defaults to ["CPUExecutionProvider"]. Without `providers`, a bundle that holds TensorRT
     engines goes through `engines.preflight`, which never builds one: ONNX Runtime runs the model (CUDA
     if present) with an EngineFallbackWarning naming the engine's and this machine's versions.
+    `spinning=False` stops ONNX Runtime's worker threads busy-waiting after each call: slightly
+    slower alone, but fair to other work in the process (several sessions, or torch, side by side).
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle, verify=verify)
-    return Session(b, threads=threads, providers=providers)
+    return Session(b, threads=threads, providers=providers, spinning=spinning)
 
 
 class Session:
     """A bundle's model in an onnxruntime InferenceSession, with feeds validated against the manifest."""
 
-    def __init__(self, bundle: Bundle, threads: int | None = None, providers: Sequence[str] | None = None):
+    def __init__(
+        self, bundle: Bundle, threads: int | None = None, providers: Sequence[str] | None = None, spinning: bool = True
+    ):
         import onnxruntime as ort
 
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
@@ -82,6 +87,8 @@ class Session:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
             opts.intra_op_num_threads = threads
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._sess = ort.InferenceSession(str(bundle.model_path), sess_options=opts, providers=providers)
         except Exception as e:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, ...)
