@@ -54,7 +54,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	EDGEPT_SLOW=1 $(PY) -m pytest -q -m slow
 
-demo: $(STAMP) data
+demo: $(STAMP)
 	$(EDGEPT) info $(MODEL)
 	$(EDGEPT) export $(MODEL) -o $(OUT)/minilm.edgept --force
 	$(EDGEPT) run $(OUT)/minilm.edgept "A gripping, beautifully shot thriller." \
@@ -66,7 +66,7 @@ demo: $(STAMP) data
 	$(EDGEPT) bench $(OUT)/minilm.edgept $(OUT)/minilm.int8.edgept $(OUT)/minilm.cpu.edgept --baseline torch \
 		--batch 1,8 --seq 128 --json $(OUT)/demo-bench.json --plot $(OUT)/demo-bench.png
 
-bench: $(STAMP) data
+bench: $(STAMP)
 	$(EDGEPT) export $(MODEL) -o $(OUT)/minilm.edgept --force
 	$(EDGEPT) bench $(OUT)/minilm.edgept --baseline torch --batch 1,8 --seq 32,128 --threads 2 \
 		--json docs/results/bench-minilm.json --plot docs/results/bench-minilm.png
