@@ -49,8 +49,8 @@ class Plan:
 # About 50 CPU-minutes for the three on one thread. Layer-copied students (teacher width) need
 # few steps; the 256-wide one starts fresh (no general distillation here), so it gets a higher lr.
 TEXT_PLANS = (
-    Plan("rt-3x384", {"num_layers": 3}, (200, 200), (1e-4, 5e-5), augment=20),
-    Plan("rt-2x384", {"num_layers": 2}, (200, 200), (1e-4, 5e-5), augment=20),
+    Plan("rt-3x384", {"num_layers": 3}, (200, 1500), (1e-4, 1e-4), augment=20),
+    Plan("rt-2x384", {"num_layers": 2}, (200, 1500), (1e-4, 1e-4), augment=20),
     Plan("rt-4x256", {"num_layers": 4, "hidden_size": 256, "num_heads": 8}, (250, 250), (3e-4, 1e-4), augment=20),
 )
 VIT_PLANS = (Plan("fmnist-3x128", {"num_layers": 3}, (300, 300), (1e-3, 5e-4)),)
@@ -105,9 +105,8 @@ def vit_teacher(path: Path, seed: int) -> Path:
 def distill_student(teacher: Path, plan: Plan, data: str, out: Path, seed: int) -> Path:
     """TinyBERT's two stages as two `distill` calls (each stage its own lr), both on the augmented
     set, the prediction one starting from the intermediate student (distill's `student=`).
-    Skipped when done before."""
-    if (out / "metrics.json").is_file():
-        return out
+    A stage whose metrics.json records the planned steps is reused; an interrupted one resumes;
+    one finished under an older plan (other steps) is trained again."""
     from edgept.compress.distill import AugmentConfig, DistillConfig, StudentShape, distill
     from edgept.data import DataConfig
     from edgept.train import TrainConfig
@@ -116,11 +115,31 @@ def distill_student(teacher: Path, plan: Plan, data: str, out: Path, seed: int) 
     augment = AugmentConfig(copies=plan.augment, seed=seed) if plan.augment else None
     first = DistillConfig(stage="intermediate", student=StudentShape(**plan.shape), augment=augment, max_length=MAX_LENGTH)
     train = TrainConfig(max_steps=plan.steps[0], lr=plan.lr[0], batch_size=32, seed=seed)
-    distill(teacher, out / "intermediate", first, train, data=data_config, progress=False)
+    if _stage_todo(out / "intermediate", plan.steps[0]):
+        distill(teacher, out / "intermediate", first, train, data=data_config, progress=False, resume=_started(out / "intermediate"))
     second = DistillConfig(stage="prediction", augment=augment, max_length=MAX_LENGTH)
-    train = TrainConfig(max_steps=plan.steps[1], lr=plan.lr[1], batch_size=32, seed=seed, eval_every=max(1, plan.steps[1] // 4))
-    distill(teacher, out, second, train, data=data_config, progress=False, student=out / "intermediate" / "model")
+    train = TrainConfig(max_steps=plan.steps[1], lr=plan.lr[1], batch_size=32, seed=seed, eval_every=max(1, plan.steps[1] // 6))
+    if _stage_todo(out, plan.steps[1]):
+        distill(teacher, out, second, train, data=data_config, progress=False, student=out / "intermediate" / "model", resume=_started(out))
     return out
+
+
+def _stage_todo(out: Path, steps: int) -> bool:
+    """True unless out/metrics.json records a run of `steps` steps; clears a run of another plan."""
+    done = _read(out / "metrics.json")
+    if done and done["train"]["max_steps"] == steps:
+        return False
+    if done:
+        import shutil
+
+        for stale in ("metrics.json", "train_log.jsonl", "model", "checkpoints"):
+            path = out / stale
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return True
+
+
+def _started(out: Path) -> bool:
+    return any((out / "checkpoints").glob("step-*"))
 
 
 def real_length(teacher: Path, data: str, percentile: float = 95) -> int:

@@ -94,7 +94,7 @@ def _markdown(r: dict) -> str:
     lines = [
         "# Pre-training: does it help?",
         "",
-        "Produced by `scripts/pretrain_results.py` (re-run: `make pretrain-results`). CPU, 1 torch thread, `nice -n 10`, "
+        "Produced by `scripts/pretrain_results.py` (re-run: `make bench-pretrain`). CPU, 1 torch thread, `nice -n 10`, "
         f"on a 2-core machine shared with other jobs (load average at the start: {r['load']}). Fine-tuning uses the shared "
         "seeded split of `edgept.data` and edgept's own `finetune`; accuracy is on the held-out test split. One seed per arm "
         "unless the table shows more.",

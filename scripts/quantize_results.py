@@ -8,7 +8,8 @@ For every model (a checkpoint dir, exported here, or an fp32 bundle): the anchor
 `onnxruntime.quantization.quantize_dynamic(per_channel=True, weight_type=QInt8)` on the exported
 graph with ORT's defaults (what a user gets today), wrapped in a bundle so it is scored like the
 rest. Columns: test accuracy (edgept.eval on the data's test split), output cosine vs the fp32
-bundle (mean per-example cosine of the primary output on the held-out set, and its minimum),
+bundle on the held-out set (edgept.quantize.compare: whole-tensor for logits, per-example mean for
+embeddings) and the minimum per-example cosine,
 argmax agreement, model.onnx size, latency p50 at b1/s128 and b8/s128 from one interleaved
 `edgept.bench` run of all variants of that model, and the speed-up against the anchor.
 `--methods` adds the accuracy remedies compared for issue 5 (ranges, 7-bit weights, SmoothQuant
@@ -120,20 +121,22 @@ def measure_model(label: str, model: str, args: argparse.Namespace) -> list[dict
 
 
 def markdown(rows: list[dict[str, Any]], command: str, method: dict[str, Any]) -> str:
-    head = ("| model | variant | test acc | cosine mean (min) | argmax agree | MiB | b1 ms | × anchor | b8 ms | × anchor | in float |\n"
+    head = ("| model | variant | test acc | cosine (min per example) | argmax agree | MiB | b1 ms | × anchor | b8 ms | × anchor | in float |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         acc = f"{100 * r['test_accuracy']:.2f}" if "test_accuracy" in r else "–"
         agree = f"{r['agree_argmax_agreement']:.4f}" if "agree_argmax_agreement" in r else "–"
         lines.append(
-            f"| {r['model']} | {r['variant']} | {acc} | {r['agree_cosine_mean']:.5f} ({r['agree_cosine_min']:.4f}) | {agree} "
+            f"| {r['model']} | {r['variant']} | {acc} | {r['agree_cosine']:.5f} ({r['agree_cosine_min']:.4f}) | {agree} "
             f"| {r['bytes'] / 2**20:.1f} | {r['b1_ms']:.1f} | {r['b1_vs_anchor']:.2f} | {r['b8_ms']:.1f} | {r['b8_vs_anchor']:.2f} "
             f"| {len(r['float_nodes'])} |")
     cpu = f"{method.get('cpu')} ({method.get('logical_cpus')} logical CPUs), {method.get('threads')} threads"
     return (f"# Quantization results\n\nMade by `{command}` on {cpu}; onnxruntime {method['versions'].get('onnxruntime')}.\n"
             f"Latency: p50 of {method['runs']} interleaved runs per shape ({method['timed']}); × anchor = anchor p50 / variant p50, "
-            "from the same run. Cosine: mean (min) per-example cosine of the primary output vs the fp32 bundle on the held-out set.\n\n"
+            "from the same run. Cosine: of the primary output vs the fp32 bundle on the held-out set: of the whole logit tensor for "
+            "classifiers (a 2-class logit row's own cosine is +-1 by its sign, see edgept/quantize/compare.py), the mean "
+            "per-example cosine for embeddings; in brackets the worst single example.\n\n"
             + head + "\n".join(lines) + "\n")
 
 

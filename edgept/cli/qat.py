@@ -28,6 +28,7 @@ def qat_cmd(
     calibration: Path = typer.Option(..., help="Calibration set (texts.jsonl) the starting ranges come from."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory for model/ (checkpoint), model.edgept (QDQ bundle), metrics.json."),
     method: str = typer.Option("minmax", help="Starting activation ranges: minmax | entropy | percentile."),
+    targets: str = typer.Option("fp32", help="What to fit: fp32 (the unquantized model's logits, soft cross-entropy) or labels."),
     steps: int = typer.Option(300, help="Optimizer steps of fake-quant fine-tuning."),
     lr: float = typer.Option(1e-5, help="Peak learning rate (small: the model is already trained)."),
     warmup: float = WARMUP,
@@ -45,7 +46,7 @@ def qat_cmd(
 
     m = qat(
         model, DataConfig(source=data, text_column=text_column, label_column=label_column), calibration, output,
-        TrainConfig(lr=lr, warmup=warmup, max_steps=steps, batch_size=batch_size, seed=seed), QATConfig(method=method),
+        TrainConfig(lr=lr, warmup=warmup, max_steps=steps, batch_size=batch_size, seed=seed), QATConfig(method=method, targets=targets),
         max_length=max_length, progress=not quiet,
     )
     before, after = m["ptq_fake_quant"]["test"]["accuracy"], m["qat_fake_quant"]["test"]["accuracy"]

@@ -21,7 +21,7 @@ def quantize_cmd(
     holdout: Path = typer.Option(None, help="Another calibration-format set, scored only (never used to choose)."),
     method: str = typer.Option("minmax", help="Activation ranges for int8-static: minmax | entropy | percentile."),
     percentile: float = typer.Option(99.99, help="|x| percentile kept by --method percentile."),
-    min_cosine: float = typer.Option(None, help="Budget: keep the most sensitive nodes in float until the mean output cosine vs fp32 reaches this (auto: 0.999)."),
+    min_cosine: float = typer.Option(None, help="Budget: keep the most sensitive nodes in float until the output cosine vs fp32 (whole-tensor for logits) reaches this (auto: 0.999)."),
     max_drop: float = typer.Option(None, help="Budget: at most this many accuracy points lost on --data's dev split (classifiers)."),
     data: str = typer.Option(None, help="Labelled data (shipped name or .jsonl/.csv/.tsv) whose dev split --max-drop scores; the manifest records its accuracy."),
     smooth: float = typer.Option(None, help="SmoothQuant alpha in [0, 1] (e.g. 0.5): move activation outliers into the int8 weights (exact in fp32)."),
@@ -52,7 +52,7 @@ def quantize_cmd(
     for part in ("calibration", "holdout", "fresh_random"):
         if part in metrics:
             m = metrics[part]
-            out.print(f"  {part:>12}: cosine mean {m['cosine_mean']:.5f} min {m['cosine_min']:.5f}, max |diff| {m['max_abs_diff']:.3g}")
+            out.print(f"  {part:>12}: cosine {m['cosine']:.5f} (per example: mean {m['cosine_mean']:.5f}, min {m['cosine_min']:.5f}), max |diff| {m['max_abs_diff']:.3g}")
     if "task" in metrics:
         t = metrics["task"]
         out.print(f"  {t['split']} accuracy on {t['data']}: {100 * t['accuracy']:.2f} vs fp32 {100 * t['fp32_accuracy']:.2f} "

@@ -31,24 +31,36 @@ from edgept.configs import DictConfig
 from edgept.errors import ConfigError
 from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_params
 
+TARGETS = ("fp32", "labels")
 WEIGHT_LEVELS = 127  # symmetric int8 weights in [-127, 127], as ORT's per-channel QInt8
 
 
 @dataclass(frozen=True, kw_only=True)
 class QATConfig(DictConfig):
     """How the fake-quant ranges start: `method` (minmax|entropy|percentile) and `percentile` over
-    the calibration feeds, as `edgept quantize --mode int8-static` chooses them."""
+    the calibration feeds, as `edgept quantize --mode int8-static` chooses them; and what the
+    fine-tuning fits, `targets`:
+
+    - `fp32` (default): the fp32 model's own logits, by their mean squared error (the fp32 model
+      as teacher). QAT is there to make the INT8 model agree with the fp32 one; soft
+      cross-entropy would leave the logits' scale free (saturated probabilities give it no
+      gradient), and labels pull the model toward a different one;
+    - `labels`: cross-entropy with the data's labels, as a plain fine-tune (Q8BERT's recipe).
+    """
 
     kind: ClassVar[str] = "qat config"
 
     method: str = "minmax"  # on MiniLM percentile clipping costs more than it saves (docs/quantize.md)
     percentile: float = 99.99
+    targets: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"--method {self.method!r} is not one of: {', '.join(METHODS)}")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"--percentile must be in (50, 100], got {self.percentile}")
+        if self.targets not in TARGETS:
+            raise ConfigError(f"--targets {self.targets!r} is not one of: {', '.join(TARGETS)}")
 
 
 def fake_quant_weight(w_t: Tensor, scale: Tensor | None = None) -> Tensor:
@@ -190,6 +202,14 @@ def _calibration_batches(calibration: str | os.PathLike, collate: Any, batch_siz
     return batches
 
 
+def _fp32_teacher(fp32: nn.Module, net: nn.Module) -> nn.Module:
+    """Logit-matching distillation with the unquantized model as teacher."""
+    from edgept.compress.distill.objective import DistillObjective
+
+    layers = tuple(range(1, net.config.num_layers + 1))
+    return DistillObjective(fp32, net, stage="prediction", layer_map=layers, prediction_loss="logit_mse")
+
+
 def qat(
     model: str | os.PathLike,
     data: Any,
@@ -203,15 +223,18 @@ def qat(
 ) -> dict[str, Any]:
     """Fake-quant fine-tune a classifier checkpoint (`model`) on `data` (a DataConfig) with
     `edgept.train.fit` (`train`: a TrainConfig; a few hundred steps at a small lr is typical),
+    towards `config.targets` (the fp32 model's logits, or the labels),
     starting from the PTQ ranges of `calibration`; write out_dir/model (checkpoint),
     out_dir/model.edgept (the QDQ bundle) and out_dir/metrics.json (dev/test accuracy in PyTorch
-    fake-quant, before and after). Returns the metrics."""
+    fake-quant, and the whole-tensor cosine of its dev logits to the fp32 model's, before and
+    after). Returns the metrics."""
     import json
 
     from edgept.data import collate_for, load_splits
     from edgept.eval import TorchEvaluator
     from edgept.fileio import atomic_write_text
     from edgept.models.hf import load_model
+    from edgept.quantize.compare import tensor_cosine
     from edgept.train.loop import MODEL_DIR, fit
     from edgept.train.objectives import ClassificationObjective
     from edgept.zoo import resolve
@@ -224,14 +247,21 @@ def qat(
     collate = collate_for(source, net.config, splits.kind, max_length=max_length)
     prepare_qat(net, _calibration_batches(calibration, collate), config)
     dev, test = TorchEvaluator(splits.dev.relabel(net.config.labels), collate), TorchEvaluator(splits.test.relabel(net.config.labels), collate)
-    before = {"dev": dev(net), "test": test(net)}
+    fp32 = load_model(source)
+    fp32_logits = dev.logits(fp32)
+
+    def scores() -> dict[str, Any]:
+        return {"dev": dev(net), "test": test(net), "dev_logit_cosine": tensor_cosine([fp32_logits], [dev.logits(net)])}
+
+    before = scores()
     out = Path(out_dir)
-    result = fit(ClassificationObjective(net), splits.train.relabel(net.config.labels), train, out, collate=collate,
+    objective = ClassificationObjective(net) if config.targets == "labels" else _fp32_teacher(fp32, net)
+    result = fit(objective, splits.train.relabel(net.config.labels), train, out, collate=collate,
                  evaluate=dev, progress=progress, source=source)
     bundle = export_qdq(net, out / "model.edgept", overwrite=True, source=source)
     metrics = {"model": str(source), "output": str(out / MODEL_DIR), "bundle": str(bundle.path), "qat": config.to_dict(),
                "train": train.to_dict(), "steps": result.steps, "best_step": result.best_step,
-               "ptq_fake_quant": before, "qat_fake_quant": {"dev": dev(net), "test": test(net)},
+               "ptq_fake_quant": before, "qat_fake_quant": scores(),
                "export_parity": next(p["metrics"] for p in bundle.passes if p["pass"] == "export")}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics

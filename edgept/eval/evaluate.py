@@ -28,7 +28,11 @@ class TorchEvaluator:
         self.data, self.collate, self.batch_size = data, collate, batch_size
 
     def predictions(self, model: Any) -> np.ndarray:
-        """Argmax label ids of `model` (eval mode, no gradients) over every example, in order."""
+        """Argmax label ids of `model` over every example, in order."""
+        return self.logits(model).argmax(-1)
+
+    def logits(self, model: Any) -> np.ndarray:
+        """(examples, classes) logits of `model` (eval mode, no gradients) over every example, in order."""
         import torch
 
         device = next(model.parameters()).device
@@ -39,7 +43,7 @@ class TorchEvaluator:
             for start in range(0, len(self.data), self.batch_size):
                 examples = [self.data[i] for i in range(start, min(start + self.batch_size, len(self.data)))]
                 batch = {k: v.to(device) for k, v in self.collate(examples).items() if k != "labels"}
-                out.append(model(**batch).logits.argmax(-1).cpu().numpy())
+                out.append(model(**batch).logits.float().cpu().numpy())
         model.train(was_training)
         return np.concatenate(out)
 

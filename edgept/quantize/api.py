@@ -43,7 +43,7 @@ def accuracy(reference: onnx.ModelProto, candidate: onnx.ModelProto, batches: li
 
 
 def _budget(plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None) -> tuple[Budget | None, dict[str, Any]]:
-    """The budget check the search runs on each candidate graph: mean output cosine on the
+    """The budget check the search runs on each candidate graph: output cosine (edgept.quantize.compare) on the
     calibration set >= `budget`, and/or task accuracy on the dev split within `max_drop` points."""
     cosine, drop = config.budget, config.max_drop
     if cosine is None and drop is None:
@@ -59,7 +59,7 @@ def _budget(plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None) -> tup
         ok = True
         if cosine is not None:
             score.update(plan.score(proto))
-            ok = score["cosine_mean"] >= cosine
+            ok = score["cosine"] >= cosine
         if drop is not None and ok:  # accuracy only when the cosine already holds: it is the slow check
             score["accuracy"] = task.accuracy(proto)
             ok = 100 * (base - score["accuracy"]) <= drop

@@ -3,6 +3,13 @@
 The primary output is compared per example: a (batch, sequence, hidden) output is mean-pooled over
 the real tokens (attention_mask) first, because that sentence embedding is what an encoder's user
 consumes and padded positions are never read; any other output is compared row by row.
+
+The headline `cosine` is the mean of those per-example cosines, except for a classifier's
+(batch, classes) logits: there a row has as few as two values, and with two classes the logits
+sit near [a, -a], so an example's cosine is about +-1 by the sign of a and says nothing about how
+close the numbers are (a near-tie flips it to -1). For logits the headline is the cosine of the
+whole (examples x classes) tensor, which weighs each example by its confidence, as TensorRT and
+Polygraphy compare whole output tensors. The per-example mean and min are reported either way.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ def cosines(ref: np.ndarray, got: np.ndarray, feeds: Mapping[str, np.ndarray]) -
 def summarize(
     refs: Sequence[np.ndarray], gots: Sequence[np.ndarray], batches: Sequence[Mapping[str, np.ndarray]]
 ) -> dict[str, float]:
-    """Mean and min per-example cosine, max |diff|, and (2-D outputs) argmax agreement, over batches."""
+    """The headline `cosine` (see the module doc), mean and min per-example cosine, max |diff|, and
+    (2-D outputs) argmax agreement, over batches."""
     cos, diffs, agree = [], [], []
     for ref, got, feeds in zip(refs, gots, batches, strict=True):
         c, d = cosines(ref, got, feeds)
@@ -44,6 +52,15 @@ def summarize(
             agree.append(ref.argmax(-1) == got.argmax(-1))
     c = np.concatenate(cos)
     result = {"cosine_mean": float(c.mean()), "cosine_min": float(c.min()), "max_abs_diff": float(max(diffs))}
+    result["cosine"] = result["cosine_mean"]
     if agree:
         result["argmax_agreement"] = float(np.concatenate(agree).mean())
+        result["cosine"] = tensor_cosine(refs, gots)
     return result
+
+
+def tensor_cosine(refs: Sequence[np.ndarray], gots: Sequence[np.ndarray]) -> float:
+    """Cosine between the concatenations of `refs` and of `gots`, each flattened."""
+    a = np.concatenate([r.astype(np.float64).ravel() for r in refs])
+    b = np.concatenate([g.astype(np.float64).ravel() for g in gots])
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))

@@ -34,7 +34,7 @@ class QuantizeConfig(DictConfig):
     smooth: SmoothQuant migration strength alpha in [0, 1] (0.5 is the paper's default), or None:
       divide each quantized input channel by s and fold s into the weight rows (exact in fp32).
     embeddings: also quantize the embedding tables (Gather): smaller file, small accuracy cost.
-    min_cosine: accuracy budget (mean output cosine vs fp32 on the calibration set); when set,
+    min_cosine: accuracy budget (output cosine vs fp32 on the calibration set, edgept.quantize.compare); when set,
       the most sensitive nodes are kept in float until it is met. auto defaults it to 0.999.
     max_drop: accuracy budget in points (0.5 = half a percentage point) of task accuracy on the dev
       split of the data passed as `data=` (--data), against the fp32 graph; with `min_cosine` both hold.

@@ -1,7 +1,7 @@
 """Static INT8: calibrate activation ranges, freeze them, rank nodes by sensitivity, meet a budget.
 
-Every candidate graph is scored the same way: mean per-example output cosine against the fp32
-fused graph on the calibration feeds (`edgept.quantize.compare`).
+Every candidate graph is scored the same way: the output cosine (per example, or whole-tensor for
+logits) against the fp32 fused graph on the calibration feeds (`edgept.quantize.compare`).
 """
 
 from __future__ import annotations
@@ -111,13 +111,13 @@ class Int8Plan:
                 progress(f"sensitivity {node}")
             others = [n for n in self.nodes if n != node]
             s = self.score(self.build(method, others), limit)
-            rows.append({"node": node, "error": 1.0 - s["cosine_mean"], "max_abs_diff": s["max_abs_diff"]})
+            rows.append({"node": node, "error": 1.0 - s["cosine"], "max_abs_diff": s["max_abs_diff"]})
         return sorted(rows, key=lambda r: -r["error"])
 
     def best_method(self) -> tuple[str, dict[str, dict[str, float]]]:
         """The calibration method whose all-INT8 graph agrees best with fp32, and every method's score."""
         scores = {m: self.score(self.build(m)) for m in METHODS}
-        return max(scores, key=lambda m: scores[m]["cosine_mean"]), scores
+        return max(scores, key=lambda m: scores[m]["cosine"]), scores
 
     def meet_budget(
         self, method: str, ranked: Sequence[str], meets: Budget, progress: Progress | None = None

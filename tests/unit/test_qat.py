@@ -104,3 +104,20 @@ def test_prepare_qat_keeps_state_dict_names_and_rejects_unknown_method(tiny_bert
     assert sum(isinstance(m, FakeQuantLinear) for m in net.modules()) == 12
     with pytest.raises(ConfigError, match="minmax, entropy, percentile"):
         QATConfig(method="mse")
+
+
+def test_qat_towards_fp32_stays_with_the_fp32_logits_where_labels_drift(trained, tmp_path, loud_bert_dir):
+    from edgept.data import DataConfig
+    from edgept.train import TrainConfig
+
+    metrics, _ = trained
+    labels = qat(loud_bert_dir, DataConfig(source=str(tmp_path / "reviews.jsonl")), tmp_path / "cal", tmp_path / "qat-labels",
+                 TrainConfig(max_steps=12, batch_size=8, lr=1e-3, seed=0), QATConfig(targets="labels"), progress=False)
+    assert metrics["qat"]["targets"] == "fp32"
+    ptq, fp32, lab = (m["dev_logit_cosine"] for m in (metrics["ptq_fake_quant"], metrics["qat_fake_quant"], labels["qat_fake_quant"]))
+    assert fp32 > lab and fp32 > 0.999, (ptq, fp32, lab)
+
+
+def test_qat_rejects_unknown_targets():
+    with pytest.raises(ConfigError, match="fp32, labels"):
+        QATConfig(targets="soft")

@@ -31,3 +31,21 @@ def test_uint8_params_cover_the_range_and_keep_zero_exact():
     scale, zp = uint8_params(-1.0, 3.0, symmetric=False)
     assert scale == pytest.approx(4 / 255) and zp == round(1 / scale)
     assert uint8_params(-1.0, 3.0, symmetric=True) == (pytest.approx(6 / 255), 128)
+
+
+def test_logit_cosine_is_whole_tensor_so_a_near_tie_flip_does_not_dominate():
+    from edgept.quantize.compare import summarize
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(scale=3.0, size=(64, 1))
+    ref = np.concatenate([a, -a], 1).astype(np.float32)
+    ref[0] = [0.01, -0.01]  # a near-tie: a tiny error flips its sign
+    got = ref + rng.normal(scale=1e-3, size=ref.shape).astype(np.float32)
+    got[0] = [-0.01, 0.01]
+    m = summarize([ref], [got], [{}])
+    assert m["cosine_min"] < -0.99  # per example, the flip reads as opposite vectors
+    assert m["cosine"] > 0.9999  # the whole tensor is as close as the noise says
+    emb = rng.normal(size=(4, 8, 16)).astype(np.float32)
+    mask = np.ones((4, 8), np.int64)
+    e = summarize([emb], [emb + 0.1], [{"attention_mask": mask}])
+    assert e["cosine"] == e["cosine_mean"] < 1.0  # embeddings keep the per-example mean

@@ -23,7 +23,9 @@ class DistillObjective(Objective):
     - `intermediate` (task-specific) and `general` (on unlabeled text, from a pretrained teacher):
       embedding MSE + sum over student layers m of attention MSE and hidden-state MSE against
       teacher layer `layer_map[m-1]`; learned projections W_e, W_h exist iff the widths differ.
-    - `prediction`: soft cross-entropy of the logits at `temperature`, plus `hard_weight` times
+    - `prediction`: soft cross-entropy of the logits at `temperature` (or, with
+      `prediction_loss="logit_mse"`, the mean squared error of the logits themselves, which also
+      fixes their scale: what QAT needs to stay close to its fp32 model), plus `hard_weight` times
       the cross-entropy with the batch's `labels` when that weight is > 0.
 
     The teacher is frozen, always in eval mode, and runs once per batch under no_grad; all losses
@@ -43,6 +45,7 @@ class DistillObjective(Objective):
         layer_map: tuple[int, ...],
         temperature: float = 1.0,
         hard_weight: float = 0.0,
+        prediction_loss: str = "soft_ce",
         seed: int = 0,
     ):
         super().__init__()
@@ -50,7 +53,10 @@ class DistillObjective(Objective):
         _check_pair(t, s, stage)
         if temperature <= 0 or hard_weight < 0:
             raise ConfigError(f"temperature must be > 0 and hard_weight >= 0, got {temperature} and {hard_weight}")
+        if prediction_loss not in ("soft_ce", "logit_mse"):
+            raise ConfigError(f"prediction_loss must be soft_ce or logit_mse, got {prediction_loss!r}")
         self.stage, self.temperature, self.hard_weight = stage, float(temperature), float(hard_weight)
+        self.prediction_loss = prediction_loss
         self.layer_map = check_layer_map(tuple(layer_map), s.num_layers, t.num_layers)
         self.model = student
         self.__dict__["teacher"] = teacher.eval().requires_grad_(False)
@@ -83,7 +89,10 @@ class DistillObjective(Objective):
         if inner:
             terms = self._intermediate(s, t, batch.get("attention_mask"))
         else:
-            terms = {"soft_ce": soft_cross_entropy(s.logits, t.logits, self.temperature)}
+            if self.prediction_loss == "logit_mse":
+                terms = {"logit_mse": F.mse_loss(s.logits, t.logits)}
+            else:
+                terms = {"soft_ce": soft_cross_entropy(s.logits, t.logits, self.temperature)}
             if self.hard_weight > 0:
                 terms["hard_ce"] = self.hard_weight * F.cross_entropy(s.logits, batch["labels"])
         loss = torch.stack(list(terms.values())).sum()
