@@ -100,11 +100,13 @@ def mismatch(entry: Mapping[str, Any], facts: DeviceFacts) -> str | None:
 
 @dataclass(frozen=True)
 class EngineChoice:
-    """What a session runs instead of the bundle's engines: ONNX Runtime with `providers`; `note` says why."""
+    """What a session runs: `backend` "tensorrt" with the bundle's `engine` file, or "onnxruntime"
+    with `providers` instead of the bundle's engines; `note` says why."""
 
     backend: str
     providers: tuple[str, ...]
     note: str
+    engine: str | None = None
 
 
 def fallback_providers(available: Sequence[str]) -> tuple[str, ...]:
@@ -122,8 +124,9 @@ def preflight(
 ) -> EngineChoice | None:
     """Check the manifest's `engines` against this machine; None when the bundle has none.
 
-    A mismatch is a warning (EngineFallbackWarning) naming both versions, and the
-    choice falls back to ONNX Runtime. `probe` and `available` (ORT providers) are injectable for tests.
+    The first engine built for this TensorRT release and GPU is chosen. Otherwise the mismatch is
+    a warning (EngineFallbackWarning) naming both versions, and the choice falls back to ONNX
+    Runtime. `probe` and `available` (ORT providers) are injectable for tests.
     """
     engines = manifest.get("engines") or {}
     if not engines:
@@ -131,21 +134,22 @@ def preflight(
     facts = (probe or probe_device)()
     reasons = []
     for target, entry in sorted(engines.items()):
-        # edgept.runtime has no TensorRT executor yet: a matching engine is named, not silently skipped.
-        why = mismatch(entry, facts) or (
-            f"its engine {entry['file']} matches this machine, but edgept.runtime cannot run TensorRT engines "
-            "yet (run it with `trtexec --loadEngine`)"
-        )
+        why = mismatch(entry, facts)
+        if why is None:
+            note = f"{path}: running the TensorRT {facts.tensorrt} engine {entry['file']} ({target}, {facts.gpu or 'GPU'})"
+            return EngineChoice("tensorrt", (), note, engine=str(entry["file"]))
         reasons.append(f"{target}: {why}")
+    return fall_back(path, "; ".join(reasons), available)
+
+
+def fall_back(path: Path, why: str, available: Callable[[], Sequence[str]] | None = None) -> EngineChoice:
+    """ONNX Runtime instead of the bundle's engines, with an EngineFallbackWarning saying `why`."""
     if available is None:
         import onnxruntime as ort
 
         available = ort.get_available_providers
     providers = fallback_providers(available())
-    note = (
-        f"{path}: not using a TensorRT engine ({'; '.join(reasons)}); "
-        f"running ONNX Runtime with {providers[0]} instead"
-    )
+    note = f"{path}: not using a TensorRT engine ({why}); running ONNX Runtime with {providers[0]} instead"
     warnings.warn(note, EngineFallbackWarning, stacklevel=3)
     return EngineChoice("onnxruntime", providers, note)
 
@@ -155,6 +159,7 @@ __all__ = [
     "EngineChoice",
     "EngineFallbackWarning",
     "cuda_device",
+    "fall_back",
     "fallback_providers",
     "mismatch",
     "preflight",

@@ -1,7 +1,8 @@
-"""`load(bundle) -> Session`: run a bundle with onnxruntime; predict labels or embed sentences.
+"""`load(bundle) -> Session`: run a bundle with onnxruntime, or with the TensorRT engine it holds
+for this machine; predict labels or embed sentences.
 
-Imports only numpy at module level; onnxruntime, tokenizers and Pillow are imported when a
-session is opened or an input needs them, so `import edgept.runtime` is cheap and torch-free.
+Imports only numpy at module level; onnxruntime, tensorrt, tokenizers and Pillow are imported when
+a session is opened or an input needs them, so `import edgept.runtime` is cheap and torch-free.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def load(
 
     `threads` sets intra-op threads (None: onnxruntime's default, one per physical core);
     `providers` defaults to ["CPUExecutionProvider"]. Without `providers`, a bundle that holds TensorRT
-    engines goes through `engines.preflight`, which never builds one: ONNX Runtime runs the model (CUDA
-    if present) with an EngineFallbackWarning naming the engine's and this machine's versions.
+    engines goes through `engines.preflight`, which never builds one: an engine built for this
+    machine's TensorRT release and GPU runs the model (`Session.backend` says which); otherwise ONNX
+    Runtime does (CUDA if present), with an EngineFallbackWarning naming both versions.
     `spinning=False` stops ONNX Runtime's worker threads busy-waiting after each call: slightly
     slower alone, but fair to other work in the process (several sessions, or torch, side by side).
     """
@@ -62,21 +64,12 @@ def load(
     return Session(b, threads=threads, providers=providers, spinning=spinning)
 
 
-class Session:
-    """A bundle's model in an onnxruntime InferenceSession, with feeds validated against the manifest."""
+class _OrtExecutor:
+    """An onnxruntime InferenceSession with the interface Session runs: input_dtypes, output_names, run."""
 
-    def __init__(
-        self, bundle: Bundle, threads: int | None = None, providers: Sequence[str] | None = None, spinning: bool = True
-    ):
+    def __init__(self, bundle: Bundle, threads: int | None, providers: Sequence[str], spinning: bool):
         import onnxruntime as ort
 
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads must be an int >= 1 or None (onnxruntime's default), got {threads!r}")
-        self._engine: EngineChoice | None = None
-        if providers is None:
-            self._engine = preflight(bundle.path, bundle.manifest)
-            providers = list(self._engine.providers) if self._engine else None
-        providers = ["CPUExecutionProvider"] if providers is None else list(providers)
         available = ort.get_available_providers()
         unknown = [p for p in providers if p not in available]
         if unknown or not providers:
@@ -90,40 +83,84 @@ class Session:
         if not spinning:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._sess = ort.InferenceSession(str(bundle.model_path), sess_options=opts, providers=providers)
+            self._sess = ort.InferenceSession(str(bundle.model_path), sess_options=opts, providers=list(providers))
         except Exception as e:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, ...)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BundleError(
                 f"onnxruntime cannot load {bundle.model_path} ({first}); re-create the bundle with `edgept export`"
             ) from None
+        self.input_types = {g.name: g.type for g in self._sess.get_inputs()}
+        self.input_dtypes = {name: _ORT_DTYPES.get(t) for name, t in self.input_types.items()}
+        self.output_names = [o.name for o in self._sess.get_outputs()]
+        self.providers = self._sess.get_providers()
+        self.backend = f"onnxruntime {self.providers[0]}"
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return self._sess.run(None, dict(feeds))
+
+
+def _open_engine(bundle: Bundle, choice: EngineChoice) -> tuple[Any, EngineChoice]:
+    """(the bundle's TensorRT engine in an executor, `choice`), or (None, an ONNX Runtime fallback
+    with its warning) when the engine will not open here."""
+    from edgept.errors import EdgeptError
+    from edgept.runtime.engines import fall_back
+    from edgept.runtime.tensorrt import TensorRTExecutor
+
+    try:
+        executor = TensorRTExecutor(bundle.file(str(choice.engine)))
+    except EdgeptError as e:
+        return None, fall_back(bundle.path, str(e))
+    executor.backend = f"tensorrt {executor.version} ({choice.engine})"
+    executor.providers = ["TensorRT"]
+    return executor, choice
+
+
+class Session:
+    """A bundle's model in an onnxruntime session, or in its TensorRT engine where one was built for
+    this machine, with feeds validated against the manifest."""
+
+    def __init__(
+        self, bundle: Bundle, threads: int | None = None, providers: Sequence[str] | None = None, spinning: bool = True
+    ):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ConfigError(f"threads must be an int >= 1 or None (onnxruntime's default), got {threads!r}")
+        self._engine: EngineChoice | None = None
+        self._exec: Any = None
+        if providers is None:
+            self._engine = preflight(bundle.path, bundle.manifest)
+            if self._engine and self._engine.backend == "tensorrt":
+                self._exec, self._engine = _open_engine(bundle, self._engine)
+            providers = list(self._engine.providers) if self._engine and not self._exec else None
+        if self._exec is None:
+            providers = ["CPUExecutionProvider"] if providers is None else list(providers)
+            self._exec = _OrtExecutor(bundle, threads, providers, spinning)
         self._bundle = bundle
         self._inputs = bundle.inputs
         self._outputs = bundle.outputs
         self._required = self._check_graph_io()
-        self._output_names = [o.name for o in self._sess.get_outputs()]
+        self._output_names = list(self._exec.output_names)
         self._pre: TextPreprocessor | ImagePreprocessor | None = None
 
     def _check_graph_io(self) -> set[str]:
-        """Cross-check manifest io against the graph; return the input names the graph consumes."""
+        """Cross-check manifest io against the graph (or engine); return the input names it consumes."""
         declared = {s.name: s for s in self._inputs}
         where = f"{self._bundle.path}/manifest.json io"
-        for g in self._sess.get_inputs():
-            spec = declared.get(g.name)
+        ort_types = getattr(self._exec, "input_types", None)  # an engine casts feeds to its own dtypes
+        for name, dtype in self._exec.input_dtypes.items():
+            spec = declared.get(name)
             if spec is None:
+                raise BundleError(f"model.onnx takes input {name!r} that {where} does not declare; re-create the bundle")
+            if ort_types is not None and dtype != spec.dtype:
                 raise BundleError(
-                    f"model.onnx takes input {g.name!r} that {where} does not declare; re-create the bundle"
+                    f"input {name!r} is {ort_types[name]} in model.onnx but {spec.dtype} in {where}; re-create the bundle"
                 )
-            if _ORT_DTYPES.get(g.type) != spec.dtype:
-                raise BundleError(
-                    f"input {g.name!r} is {g.type} in model.onnx but {spec.dtype} in {where}; re-create the bundle"
-                )
-        graph_outputs = {o.name for o in self._sess.get_outputs()}
+        graph_outputs = set(self._exec.output_names)
         for spec in self._outputs:
             if spec.name not in graph_outputs:
                 raise BundleError(
                     f"{where} declares output {spec.name!r} that model.onnx lacks ({', '.join(sorted(graph_outputs))})"
                 )
-        return {g.name for g in self._sess.get_inputs()}
+        return set(self._exec.input_dtypes)
 
     @property
     def bundle(self) -> Bundle:
@@ -147,13 +184,15 @@ class Session:
 
     @property
     def backend(self) -> str:
-        """What runs the model, for reports: "onnxruntime CPUExecutionProvider" (+ " (engine fallback)")."""
-        return f"onnxruntime {self.providers[0]}" + (" (engine fallback)" if self._engine else "")
+        """What runs the model, for reports: "onnxruntime CPUExecutionProvider" (+ " (engine fallback)"),
+        or "tensorrt 10.3.0 (engines/jetson-orin-nano/model.plan)"."""
+        fell_back = self._engine is not None and self._engine.backend == "onnxruntime"
+        return self._exec.backend + (" (engine fallback)" if fell_back else "")
 
     @property
     def providers(self) -> list[str]:
-        """The execution providers onnxruntime actually uses, in priority order."""
-        return self._sess.get_providers()
+        """The execution providers onnxruntime actually uses, in priority order (["TensorRT"] for an engine)."""
+        return list(self._exec.providers)
 
     def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run the model on `feeds` (input name -> array); return every output by name.
@@ -163,7 +202,7 @@ class Session:
         Declared inputs the graph does not consume may be given or left out; they are dropped.
         """
         arrays = validate_feeds(feeds, self._inputs, self._required, self._bundle.limits)
-        outs = self._sess.run(None, {k: v for k, v in arrays.items() if k in self._required})
+        outs = self._exec.run({k: v for k, v in arrays.items() if k in self._required})
         return dict(zip(self._output_names, outs, strict=True))
 
     def _preprocessor(self) -> TextPreprocessor | ImagePreprocessor:

@@ -160,9 +160,9 @@ def test_spinning_off_reaches_onnxruntime_and_keeps_outputs(tmp_path, sess):
     """The bench opens every session with spinning off; it must change scheduling, never results."""
     quiet = load(make_bundle(tmp_path, name="quiet.edgept"), threads=1, spinning=False)
     key = "session.intra_op.allow_spinning"
-    assert quiet._sess.get_session_options().get_session_config_entry(key) == "0"
+    assert quiet._exec._sess.get_session_options().get_session_config_entry(key) == "0"
     with pytest.raises(RuntimeError, match=key):  # the default leaves ORT's own setting (spinning on)
-        sess._sess.get_session_options().get_session_config_entry(key)
+        sess._exec._sess.get_session_options().get_session_config_entry(key)
     np.testing.assert_array_equal(quiet.run(feeds())["logits"], sess.run(feeds())["logits"])
 
 

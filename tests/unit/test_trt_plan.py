@@ -136,3 +136,13 @@ def test_build_engine_on_this_gpu_records_version_and_compute_capability(tmp_pat
     assert entry["status"] == "built"
     assert (entry["tensorrt"], entry["compute_capability"]) == (facts.tensorrt, facts.compute_capability)
     assert built.file(entry["file"]).stat().st_size > 0
+    # The runtime and bench use the engine just built, and it agrees with ONNX Runtime fp32.
+    import numpy as np
+
+    from edgept.runtime import load
+
+    session = load(built.path)
+    assert session.backend.startswith(f"tensorrt {facts.tensorrt} (")
+    ids = np.random.default_rng(0).integers(1, 20, size=(2, 12), dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    np.testing.assert_allclose(session.run(feeds)["logits"], load(tiny_bundle).run(feeds)["logits"], atol=1e-3, rtol=0)
