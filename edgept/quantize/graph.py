@@ -10,6 +10,8 @@ activation min/max pass disappears at run time and the ranges come from the cali
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -75,18 +77,35 @@ def quantize_weights(
     with tempfile.TemporaryDirectory(prefix="edgept-q-") as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(proto, str(src))
-        quantize_dynamic(
-            str(src),
-            str(dst),
-            op_types_to_quantize=ops,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(keep_float),
-            # Fused contrib ops have no type info ORT's quantizer can read (DESIGN: measured fix).
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with _without_preprocessing_advice():
+            quantize_dynamic(
+                str(src),
+                str(dst),
+                op_types_to_quantize=ops,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(keep_float),
+                # Fused contrib ops have no type info ORT's quantizer can read (DESIGN: measured fix).
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
         return onnx.load(str(dst))
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """Drop the root-logger warning ORT's quantizer prints on every call, advising its shape-inference
+    pre-processing: the graph edgept hands it is already fused and typed, so the advice is noise."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
 
 
 def dynamic_inputs(proto: onnx.ModelProto) -> list[str]:

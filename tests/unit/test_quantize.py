@@ -107,7 +107,7 @@ def test_sensitivity_ranks_planted_outlier_first_and_budget_keeps_it(tmp_path, e
     bundle = export_tiny(tmp_path, encoder_config, plant=outlier_in_block1_ffn)
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
     plain = quantize(bundle, tmp_path / "plain.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
-    c0 = plain.passes[-1]["metrics"]["calibration"]["cosine_mean"]
+    c0 = plain.passes[-1]["metrics"]["calibration"]["cosine"]
     budget = 1 - (1 - c0) / 3  # all-INT8 misses it: something must stay in float
     out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static", min_cosine=budget), calibration=cal)
     metrics = out.passes[-1]["metrics"]
@@ -274,3 +274,27 @@ def test_integer_matmul_fusion_is_exact(tiny):
     feeds = token_feeds(seed=8, n=3, seq=7)
     a, b = graph.session(unfused).run(None, feeds)[0], graph.session(one).run(None, feeds)[0]
     assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
+
+
+def test_image_calibration_set_from_a_folder_quantizes_a_vit(tmp_path, tiny_vit_config):
+    from PIL import Image
+
+    from edgept.export import export
+    from edgept.models import build_model
+    from edgept.models.hf import save_model
+    from edgept.quantize.calibration import load_calibration, make_calibration
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog", "bird"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    cal = make_calibration(str(tmp_path / "imgs"), tmp_path / "cal", n=12)
+    card = json.loads((cal / "card.json").read_text())
+    assert card["count"] == 12 and card["sha256"]["images.npz"] == sha256_file(cal / "images.npz")
+    bundle = export(save_model(build_model(tiny_vit_config()), tmp_path / "vit"), tmp_path / "vit.edgept")
+    batches = load_calibration(cal, bundle, batch_size=8).batches
+    assert [b["pixel_values"].shape for b in batches] == [(8, 3, 32, 32), (4, 3, 32, 32)]  # the bundle's own resize
+    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    assert out.passes[-1]["config"]["calibration"]["sha256"] == card["sha256"]["images.npz"]
+    assert out.passes[-1]["metrics"]["calibration"]["cosine"] > 0.99, out.passes[-1]["metrics"]["calibration"]
