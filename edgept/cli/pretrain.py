@@ -33,7 +33,7 @@ def register(root: typer.Typer) -> None:
 
 @app.command("bert")
 def bert_cmd(
-    corpus: list[str] = typer.Option(..., "--corpus", help="UTF-8 .txt files or folders of them (repeat the flag), or 'austen' (Jane Austen's novels, shipped)."),
+    corpus: list[str] = typer.Option(..., "--corpus", help="UTF-8 .txt files or folders of them (repeat the flag), 'austen' (Jane Austen's novels, shipped), or 'rt-polarity' (its train-split texts, labels dropped)."),
     output: Path = OUTPUT,
     tokenizer: Path = typer.Option(None, "--tokenizer", help="Reuse this tokenizer (a directory with tokenizer.json or vocab.txt) instead of training one."),
     vocab_size: int = typer.Option(8000, "--vocab-size", help="WordPiece vocabulary size when training a tokenizer."),

@@ -32,6 +32,7 @@ AUSTEN_INSTALL = (
     "(apt-get install -y r-cran-janeaustenr works too but pulls in all of R)"
 )
 SHIPPED_CORPORA = {"austen": "Jane Austen's six novels (Debian r-cran-janeaustenr, public domain), about 73k lines"}
+SHIPPED_TEXT_SETS = ("rt-polarity",)  # labelled sets whose train-split texts serve as a corpus
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,19 @@ def _files(source: str | os.PathLike) -> list[Path]:
 
 
 def read_corpus(sources: Sequence[str | os.PathLike]) -> list[Document]:
-    """Documents from `sources`: .txt files, folders (every .txt under them), or a shipped corpus
-    name (austen). Empty lines are dropped; a source with no text at all is an InputError."""
+    """Documents from `sources`: .txt files, folders (every .txt under them), a shipped corpus
+    (austen), or a shipped text data set (rt-polarity): the texts of its shared *train* split
+    only, labels dropped, so pre-training on it never sees the dev or test examples that
+    fine-tuning is scored on. Empty lines are dropped; a source with no text at all is an InputError."""
     if not sources:
         raise InputError(f"no corpus given; pass --corpus with .txt files, a folder of them, or {', '.join(SHIPPED_CORPORA)}")
     docs: list[Document] = []
     for source in sources:
         if str(source) in SHIPPED_CORPORA and not Path(source).exists():
             docs.extend(load_austen())
+            continue
+        if str(source) in SHIPPED_TEXT_SETS and not Path(source).exists():
+            docs.append(_train_texts(str(source)))
             continue
         for path in _files(source):
             text = _decode(path, missing=f"pass .txt files, a folder of them, or {', '.join(SHIPPED_CORPORA)}")
@@ -88,6 +94,13 @@ def read_corpus(sources: Sequence[str | os.PathLike]) -> list[Document]:
                 raise InputError(f"corpus file {path} is empty (no non-blank lines); remove it or add text")
             docs.append(Document(str(path), lines))
     return docs
+
+
+def _train_texts(name: str) -> Document:
+    from edgept.data.split import DataConfig, load_splits
+
+    train = load_splits(DataConfig(source=name)).train
+    return Document(f"{name} (train split)", tuple(t.strip() for t in train.items if t.strip()))
 
 
 def pack(docs: Sequence[Document], preprocessor: Any, max_length: int, reserve: int = 2) -> Packed:

@@ -301,3 +301,14 @@ def test_mae_vit_checkpoint_loads_in_transformers(tmp_path, tiny_vit_config, mon
     with torch.no_grad():
         diff = (hf(pixel_values=x).last_hidden_state - ours(x).last_hidden_state).abs().max().item()
     assert diff < 1e-4
+
+
+@pytest.mark.slow
+def test_a_shipped_data_set_as_corpus_is_its_train_texts_only():
+    from edgept.data import DataConfig, load_splits
+
+    (doc,) = read_corpus(["rt-polarity"])
+    s = load_splits(DataConfig(source="rt-polarity"))
+    assert doc.name == "rt-polarity (train split)" and len(doc.lines) == len(s.train)
+    held_out = {t.strip() for t in (*s.dev.items, *s.test.items)}
+    assert set(doc.lines) == {t.strip() for t in s.train.items} and len(held_out - set(doc.lines)) > 2000
