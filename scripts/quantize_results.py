@@ -13,7 +13,11 @@ embeddings) and the minimum per-example cosine,
 argmax agreement, model.onnx size, latency p50 at b1/s128 and b8/s128 from one interleaved
 `edgept.bench` run of all variants of that model, and the speed-up against the anchor.
 `--methods` adds the accuracy remedies compared for issue 5 (ranges, 7-bit weights, SmoothQuant
-smoothing, a mixed plan) to the same run.
+smoothing, a mixed plan) to the same run. `--qat NAME=DIR` adds, for model NAME, the output of
+`edgept qat` (DIR): its own Q/DQ bundle, and its fine-tuned weights through `edgept quantize
+--mode int8-static --method minmax` (the grid QAT trained on: minmax uint8 activations, 8-bit
+per-channel weights, no smoothing) so they run on the fused integer kernels; both are compared
+with the ORIGINAL model's fp32 bundle.
 """
 
 from __future__ import annotations
@@ -73,7 +77,17 @@ def agreement(ref: Bundle, cand: Bundle, holdout: str) -> dict[str, float]:
     return accuracy(onnx.load(str(ref.model_path)), onnx.load(str(cand.model_path)), batches)
 
 
-def variants(src: Bundle, args: argparse.Namespace, work: Path) -> dict[str, Bundle]:
+def qat_variants(qat_dir: Path, args: argparse.Namespace, work: Path) -> dict[str, Bundle]:
+    """The rows of one `edgept qat` output: its Q/DQ bundle, and its weights quantized by edgept's static INT8."""
+    from edgept.export import export
+
+    weights = export(qat_dir / "model", work / "qat-fp32.edgept", overwrite=True)
+    static = quantize(weights, work / "qat-static.edgept", QuantizeConfig(mode="int8-static", method="minmax"),
+                      calibration=args.calibration, holdout=args.holdout, overwrite=True)
+    return {"edgept QAT, Q/DQ": Bundle.open(qat_dir / "model.edgept"), "edgept QAT, static": static}
+
+
+def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | None = None) -> dict[str, Bundle]:
     """Every bundle of one model's rows, built (or rebuilt) under `work`."""
     built = {"fp32": src, ANCHOR: anchor_bundle(src, work / "anchor.edgept")}
     configs = dict(TABLE)
@@ -86,6 +100,8 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path) -> dict[str, Bun
         extra = {"data": args.data} if config.max_drop is not None else {}
         built[name] = quantize(src, work / f"{name.replace(' ', '_')}.edgept", config, calibration=args.calibration,
                                holdout=args.holdout, overwrite=True, **extra)
+    if qat_dir is not None:
+        built.update(qat_variants(qat_dir, args, work))
     return built
 
 
@@ -95,7 +111,8 @@ def measure_model(label: str, model: str, args: argparse.Namespace) -> list[dict
 
     work = Path(args.work) / label
     work.mkdir(parents=True, exist_ok=True)
-    built = variants(fp32_bundle(model, work), args, work)
+    qat = dict(q.split("=", 1) for q in args.qat)
+    built = variants(fp32_bundle(model, work), args, work, Path(qat[label]) if label in qat else None)
     paths = [str(b.path) for b in built.values()]
     report = bench(paths, config=BenchConfig(batches=(1, 8), seqs=(args.seq,), threads=args.threads, runs=args.runs),
                    memory=False, progress=False)
@@ -148,6 +165,7 @@ def main() -> None:
     p.add_argument("--calibration", default="calibration/rt-polarity-256")
     p.add_argument("--holdout", default="out/rt-polarity-dev-256", help="calibration-format set the cosines are measured on")
     p.add_argument("--methods", action="store_true", help="also build and time the accuracy remedies")
+    p.add_argument("--qat", action="append", default=[], metavar="NAME=DIR", help="an `edgept qat` output for model NAME")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=40)
     p.add_argument("--seq", type=int, default=128, help="sequence length timed (with batch 1 and 8)")

@@ -29,6 +29,7 @@ def qat_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="Directory for model/ (checkpoint), model.edgept (QDQ bundle), metrics.json."),
     method: str = typer.Option("minmax", help="Starting activation ranges: minmax | entropy | percentile."),
     targets: str = typer.Option("fp32", help="What to fit: fp32 (the unquantized model's logits, soft cross-entropy) or labels."),
+    weight_bits: int = typer.Option(7, help="7 (CPUs without VNNI: ORT's u8s8 kernels saturate with 8-bit weights) or 8 (VNNI, ARM, GPU)."),
     steps: int = typer.Option(300, help="Optimizer steps of fake-quant fine-tuning."),
     lr: float = typer.Option(1e-5, help="Peak learning rate (small: the model is already trained)."),
     warmup: float = WARMUP,
@@ -46,7 +47,7 @@ def qat_cmd(
 
     m = qat(
         model, DataConfig(source=data, text_column=text_column, label_column=label_column), calibration, output,
-        TrainConfig(lr=lr, warmup=warmup, max_steps=steps, batch_size=batch_size, seed=seed), QATConfig(method=method, targets=targets),
+        TrainConfig(lr=lr, warmup=warmup, max_steps=steps, batch_size=batch_size, seed=seed), QATConfig(method=method, targets=targets, weight_bits=weight_bits),
         max_length=max_length, progress=not quiet,
     )
     before, after = m["ptq_fake_quant"]["test"]["accuracy"], m["qat_fake_quant"]["test"]["accuracy"]

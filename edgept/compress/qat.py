@@ -32,7 +32,6 @@ from edgept.errors import ConfigError
 from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_params
 
 TARGETS = ("fp32", "labels")
-WEIGHT_LEVELS = 127  # symmetric int8 weights in [-127, 127], as ORT's per-channel QInt8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +52,11 @@ class QATConfig(DictConfig):
     method: str = "minmax"  # on MiniLM percentile clipping costs more than it saves (docs/quantize.md)
     percentile: float = 99.99
     targets: str = "fp32"
+    # 7: weights in [-63, 63]. ONNX Runtime's u8s8 GEMM on AVX2 without VNNI adds pairs of u8 x s8
+    # products in int16 with saturation (vpmaddubsw); with 8-bit weights the real MiniLM teacher's
+    # ORT output was 0.11 away from the fake-quant model (export refused), so the grid QAT trains on
+    # must be one the kernel computes exactly. 8 for VNNI, ARM and GPU targets.
+    weight_bits: int = 7
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -61,15 +65,27 @@ class QATConfig(DictConfig):
             raise ConfigError(f"--percentile must be in (50, 100], got {self.percentile}")
         if self.targets not in TARGETS:
             raise ConfigError(f"--targets {self.targets!r} is not one of: {', '.join(TARGETS)}")
+        if self.weight_bits not in (7, 8):
+            raise ConfigError(f"--weight-bits must be 7 or 8, got {self.weight_bits}")
+
+    @property
+    def weight_levels(self) -> int:
+        """The largest weight level: 63 (7 bits) or 127 (8 bits), symmetric."""
+        return 2 ** (self.weight_bits - 1) - 1
 
 
-def fake_quant_weight(w_t: Tensor, scale: Tensor | None = None) -> Tensor:
+def weight_scale(w_t: Tensor, levels: int) -> Tensor:
+    """Per output column of `w_t`: amax / levels (ORT's symmetric per-channel QInt8 at 8 or 7 bits)."""
+    return (w_t.detach().abs().amax(0) / levels).clamp_min(1e-12).float()
+
+
+def fake_quant_weight(w_t: Tensor, levels: int = 127, scale: Tensor | None = None) -> Tensor:
     """`w_t` (in, out: the transposed Linear weight, the layout ONNX MatMul reads) rounded to int8
-    per output column with scale amax/127 (or the given frozen `scale`); straight-through gradients."""
+    per output column with scale amax/levels (or the given frozen `scale`); straight-through gradients."""
     if scale is None:
-        scale = (w_t.detach().abs().amax(0) / WEIGHT_LEVELS).clamp_min(1e-12).float()
+        scale = weight_scale(w_t, levels)
     zero = torch.zeros(len(scale), dtype=torch.int32, device=w_t.device)
-    # ONNX's Q/DQ takes (-128, 127) only; with scale amax/127 no value reaches -128 anyway.
+    # ONNX's Q/DQ takes (-128, 127) only; with scale amax/levels no value passes +-levels anyway.
     return torch.fake_quantize_per_channel_affine(w_t, scale, zero, 1, -128, 127)
 
 
@@ -81,11 +97,12 @@ class FakeQuantLinear(nn.Linear):
 
     act_scale: Tensor
     act_zero_point: Tensor
-    weight_scale: Tensor | None = None  # frozen by export_qdq so the export holds no scale arithmetic
+    weight_levels: int = 127
+    frozen_scale: Tensor | None = None  # set by export_qdq so the export holds no scale arithmetic
 
     def forward(self, x: Tensor) -> Tensor:
         xq = torch.fake_quantize_per_tensor_affine(x, self.act_scale, self.act_zero_point, 0, 255)
-        y = torch.matmul(xq, fake_quant_weight(self.weight.t(), self.weight_scale))
+        y = torch.matmul(xq, fake_quant_weight(self.weight.t(), self.weight_levels, self.frozen_scale))
         return y + self.bias if self.bias is not None else y
 
 
@@ -125,6 +142,7 @@ def prepare_qat(model: nn.Module, batches: Iterable[Mapping[str, np.ndarray]], c
         m.__class__ = FakeQuantLinear
         m.register_buffer("act_scale", torch.tensor(scale, dtype=torch.float32), persistent=False)
         m.register_buffer("act_zero_point", torch.tensor(zp, dtype=torch.int32), persistent=False)
+        m.weight_levels = config.weight_levels
     return model
 
 
@@ -138,12 +156,12 @@ def _frozen_weight_scales(model: nn.Module) -> Iterator[None]:
     if not fq:
         raise ConfigError("the model has no fake-quant layers; call prepare_qat first")
     for m in fq:
-        m.weight_scale = (m.weight.detach().t().abs().amax(0) / WEIGHT_LEVELS).clamp_min(1e-12).float()
+        m.frozen_scale = weight_scale(m.weight.t(), m.weight_levels)
     try:
         yield
     finally:
         for m in fq:
-            m.weight_scale = None
+            m.frozen_scale = None
 
 
 def _fold_constants(path: Path) -> onnx.ModelProto:
@@ -172,17 +190,25 @@ def export_qdq(
     random inputs of a new shape and refuses a max |diff| above `tolerance`. The two differ by more
     than fp32 reordering: a pre-quantization value that lands within rounding of a level boundary
     can round one level apart, so the default allows 2e-2 on outputs of order 1."""
+    from edgept.errors import ParityError
     from edgept.export import ExportConfig, export
 
+    levels = {m.weight_levels for m in model.modules() if isinstance(m, FakeQuantLinear)}
     with _frozen_weight_scales(model):
-        bundle = export(model, dest, ExportConfig(tolerance=tolerance), overwrite=overwrite)
+        try:
+            bundle = export(model, dest, ExportConfig(tolerance=tolerance), overwrite=overwrite)
+        except ParityError as e:
+            hint = ("with 8-bit weights ONNX Runtime's u8s8 kernels saturate on CPUs without VNNI: train with --weight-bits 7"
+                    if 127 in levels else "its integer kernels do not compute the fake-quant grid on this CPU")
+            raise ParityError(f"the QAT model's Q/DQ export does not match it in ONNX Runtime ({str(e).split(';')[0]}); {hint}") from None
     with tempfile.TemporaryDirectory(prefix="edgept-qat-") as tmp:
         raw = Path(tmp) / "model.onnx"
         shutil.copyfile(bundle.model_path, raw)
         folded = _fold_constants(raw)
     with BundleWriter(dest, overwrite=True, base=bundle) as w:
         onnx.save(folded, str(w.path("model.onnx")))
-        w.add_pass("qat", {"format": "QDQ", "activations": "uint8 per tensor, calibrated", "weights": "int8 per output channel, symmetric",
+        bits = "7-bit" if levels == {63} else "8-bit"
+        w.add_pass("qat", {"format": "QDQ", "activations": "uint8 per tensor, calibrated", "weights": f"{bits} per output channel, symmetric",
                            "source": str(source) if source else None}, {})
     return Bundle.open(dest)
 
@@ -255,6 +281,11 @@ def qat(
 
     before = scores()
     out = Path(out_dir)
+    if config.targets == "fp32":
+        # The target is a deterministic function: dropout noise in the student would be fitted as error.
+        for m in net.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0
     objective = ClassificationObjective(net) if config.targets == "labels" else _fp32_teacher(fp32, net)
     result = fit(objective, splits.train.relabel(net.config.labels), train, out, collate=collate,
                  evaluate=dev, progress=progress, source=source)
