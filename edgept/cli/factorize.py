@@ -40,6 +40,12 @@ def factorize_cmd(
     embedding_energy: float | None = typer.Option(
         None, "--embedding-energy", help="Pick the smallest E keeping this fraction (0, 1] of the embeddings' energy."
     ),
+    ffn_rank: int | None = typer.Option(
+        None, "--ffn-rank", help="Low-rank (SVD) feed-forward matrices of this rank. No Hugging Face class has them: saved in edgept's own layout.",
+    ),
+    ffn_energy: float | None = typer.Option(
+        None, "--ffn-energy", help="Pick the smallest FFN rank keeping this fraction (0, 1] of every FFN matrix's energy."
+    ),
     share: str = typer.Option("none", "--share", help="Cross-layer sharing: none, all, or groups:N (N divides the layers)."),
     share_init: str | None = typer.Option(
         None, "--share-init", help="How a group's weights start: mean, first or middle layer (default: the measured best)."
@@ -63,7 +69,8 @@ def factorize_cmd(
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
-    """Factorize a BERT into an ALBERT checkpoint (tokenizer copied, factorize_report.json beside it).
+    """Factorize a BERT into an ALBERT checkpoint (tokenizer copied, factorize_report.json beside it);
+    with --ffn-rank, into edgept's own checkpoint layout (no Hugging Face class has low-rank FFNs).
 
     Without --recover it is deterministic: every weight comes from the model by SVD or averaging.
     """
@@ -76,7 +83,8 @@ def factorize_cmd(
     if resume and not recover:
         raise ConfigError("--resume continues a --recover run; add --recover --data ...")
     extra = {} if share_init is None else {"share_init": share_init}
-    config = FactorizeConfig(embedding_size=embedding_size, embedding_energy=embedding_energy, share=share, **extra)
+    config = FactorizeConfig(embedding_size=embedding_size, embedding_energy=embedding_energy, share=share,
+                             ffn_rank=ffn_rank, ffn_energy=ffn_energy, **extra)
     source = resolve(model)
     if recover:
         from edgept.cli.distill import summary
@@ -106,4 +114,6 @@ def _parts(report: dict) -> str:
         parts.append(f"E={report['embedding_size']} (energy kept {report['embedding_energy']:.3f})")
     if report.get("groups") is not None:
         parts.append(f"{report['groups']} weight group(s), {report['share_init']} init")
+    if report.get("ffn_rank") is not None:
+        parts.append(f"FFN rank {report['ffn_rank']} (energy kept >= {report['ffn_energy']:.3f}; edgept checkpoint layout)")
     return ", ".join(parts) or "nothing factorized"

@@ -205,7 +205,8 @@ def load_factorized(source: str | os.PathLike, config: FactorizeConfig) -> tuple
     ALBERT checkpoint (`factorize_checkpoint`, and `edgept.compress.recover` before training).
 
     Unlike `factorize`, an embedding size of hidden_size or more is refused: it adds an H×H
-    projection and saves nothing. A low-rank FFN is refused too (HF has no such layer).
+    projection and saves nothing. A low-rank FFN saves in edgept's own checkpoint layout
+    (`edgept.models.hf.native`: Hugging Face has no such layer).
     """
     from edgept.models.hf import load_model, read_config
 
@@ -214,11 +215,6 @@ def load_factorized(source: str | os.PathLike, config: FactorizeConfig) -> tuple
         raise ConfigError(
             f"embedding_size {config.embedding_size} must be below hidden_size {cfg.hidden_size} to save anything; "
             f"use 2..{cfg.hidden_size - 1}"
-        )
-    if config.ffn_rank is not None or config.ffn_energy is not None:
-        raise ConfigError(
-            "a low-rank FFN has no Hugging Face ALBERT equivalent, so it cannot be written as a checkpoint; "
-            "use the Python API (edgept.compress.factorize, then edgept.export)"
         )
     model, report = factorize(load_model(source), config)
     if report.embedding_size is not None and report.embedding_size >= cfg.hidden_size:
@@ -243,9 +239,9 @@ def report_json(config: FactorizeConfig, report: FactorizeReport) -> str:
 def factorize_checkpoint(
     source: str | os.PathLike, dest: str | os.PathLike, config: FactorizeConfig, *, overwrite: bool = False
 ) -> FactorizeReport:
-    """Factorize the HF checkpoint directory `source` into `dest`: an HF ALBERT checkpoint (its
-    tokenizer files copied) plus `factorize_report.json`, written atomically (see `load_factorized`
-    for what is refused)."""
+    """Factorize the HF checkpoint directory `source` into `dest`: an HF ALBERT checkpoint (edgept's
+    own layout with low-rank FFNs; its tokenizer files copied) plus `factorize_report.json`,
+    written atomically (see `load_factorized` for what is refused)."""
     from edgept.models.hf import save_model
 
     source, dest = Path(source), Path(dest)

@@ -47,6 +47,8 @@ def test_factorize_writes_albert_checkpoint(monkeypatch, capsys, tmp_path, tiny_
         (["--embedding-energy", "0"], "embedding_energy must be a fraction in (0, 1]"),
         (["--share", "groups:3"], "3 groups do not divide the model's 2 layers"),
         (["--share", "everything"], "share must be 'none', 'all' or 'groups:N'"),
+        (["--ffn-rank", "0"], "ffn_rank must be a positive integer"),
+        (["--ffn-rank", "33"], "exceeds min"),
     ],
 )
 def test_bad_flags_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir, flags, match):
@@ -83,6 +85,21 @@ def test_recover_writes_an_albert_checkpoint_and_teacher_vs_recovered_and_the_se
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert [s["steps"] for s in m["stages"]] == [3, 3]
     assert m["train"]["max_steps"] == 3 and m["factorize"]["drop"] > 0
+
+
+def test_ffn_rank_recovers_into_an_edgept_checkpoint_that_exports(monkeypatch, capsys, tmp_path, tiny_bert_dir, data_file):  # noqa: F811
+    from edgept.export import export
+    from edgept.models.hf import load_model
+
+    out = tmp_path / "lowrank"
+    code, stdout, stderr = edgept(monkeypatch, capsys, "factorize", tiny_bert_dir, "-o", out, "--embedding-size", "8",
+                                  "--ffn-rank", "8", "--recover", "--max-steps", "2", "--batch-size", "8", "-q", "--data", data_file)  # fmt: skip
+    assert code == 0, stderr
+    assert "FFN rank 8" in " ".join(stdout.split())
+    assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "edgept"
+    model = load_model(out / "model")
+    assert model.config.ffn_rank == 8 and model.config.emb_size == 8
+    export(out / "model", tmp_path / "lowrank.edgept")  # its parity gate: <= 1e-4 against the loaded model
 
 
 @pytest.mark.parametrize(

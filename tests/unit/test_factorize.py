@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from edgept.compress.embedding import embedding_spectrum, stacked_tables
 from edgept.compress.factorize import FactorizeConfig, factorize
 from edgept.compress.svd import low_rank_factors, rank_for_energy
-from edgept.errors import ConfigError
+from edgept.errors import ConfigError, InputError
 from edgept.models import build_model
 
 TOL = 1e-5
@@ -179,12 +181,30 @@ def test_export_keeps_sharing_and_low_rank(tmp_path, tiny_bert_config):
     assert bundle.artifacts["model.onnx"]["bytes"] <= 1.1 * param_bytes
 
 
-def test_low_rank_ffn_cannot_be_saved_as_hf(tmp_path, bert):
-    from edgept.models.hf import save_model
+def test_low_rank_ffn_saves_in_edgept_layout_loads_exactly_and_transformers_refuses_it(tmp_path, bert):
+    from edgept.models.hf import describe, load_model, save_model
 
-    new, _ = factorize(bert, FactorizeConfig(ffn_rank=4))
-    with pytest.raises(ConfigError, match=r"ffn_rank=4\) has no Hugging Face equivalent"):
-        save_model(new, tmp_path / "x")
+    new, report = factorize(bert, FactorizeConfig(embedding_size=8, share="all", ffn_rank=4))
+    path = save_model(new, tmp_path / "x")
+    config = json.loads((path / "config.json").read_text())
+    assert config["model_type"] == "edgept" and config["edgept"]["ffn_rank"] == 4
+    back = load_model(path)
+    ids = torch.randint(1, 20, (3, 9))
+    torch.testing.assert_close(back(input_ids=ids).logits, new.eval()(input_ids=ids).logits, rtol=0, atol=0)
+    shared = [p for n, p in back.named_parameters() if "blocks" in n or "groups" in n]
+    assert sum(p.numel() for p in back.parameters()) == report.params_after and shared
+    info = describe(path)
+    assert info["model_type"] == "edgept" and info["params"]["total"] == report.params_after
+    transformers = pytest.importorskip("transformers")
+    with pytest.raises(ValueError, match="edgept"):
+        transformers.AutoConfig.from_pretrained(str(path))
+    with pytest.raises(ConfigError, match="fine-tune before factorizing"):
+        load_model(path, labels=("a", "b", "c"))
+    config["edgept"]["ffn_rank"] = 3
+    (path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="re-save the model") as e:
+        load_model(path)
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from edgept.errors import ConfigError, InputError
 from edgept.fileio import read_json
 from edgept.models import build_model, parameter_breakdown
 from edgept.models.config import CONFIGS, EncoderConfig, config_from_dict
-from edgept.models.hf import bert, vit
+from edgept.models.hf import bert, native, vit
 from edgept.models.hf.checkpoint import (
     TOKENIZER_FILES,
     CheckpointFiles,
@@ -146,6 +146,8 @@ def read_config(path: str | os.PathLike, task: str | None = None) -> EncoderConf
     `task` overrides the task `architectures` implies, as in `load_model`.
     """
     files = checkpoint_files(path)
+    if native.is_native(read_json(files.config)):
+        return native.native_config(files, task)
     return _plan(files, task, list(tensor_shapes(files))).config
 
 
@@ -162,6 +164,8 @@ def load_model(
     parameter filled; anything else is an `InputError`/`ConfigError` with a one-line message.
     """
     files = checkpoint_files(path)
+    if native.is_native(read_json(files.config)):
+        return native.load_native(files, task, None if labels is None else tuple(labels))
     tensors = read_tensors(files)
     plan = _plan(files, task, list(tensors), None if labels is None else tuple(labels))
     model = build_model(plan.config)
@@ -265,6 +269,8 @@ def save_model(
     `albert` (a shared BERT without factorization gets an identity embedding_hidden_mapping_in);
     a ViT -> `vit`, with a distillation token -> `deit`, with LayerScale -> `dinov2` (whose
     unused mask_token is written as zeros). Tied weights are written once, as transformers does.
+    A model with low-rank FFNs (ffn_rank) has no Hugging Face class and is written in edgept's own
+    layout (`edgept.models.hf.native`), which edgept loads and transformers refuses.
     config.json also keeps edgept's own config under "edgept" for an exact reload. Tokenizer
     and preprocessor files are copied from `source` when given. The directory appears atomically.
     """
@@ -273,11 +279,8 @@ def save_model(
         raise ConfigError(
             f"save_model needs an edgept model (from build_model or load_model), got {type(model).__name__}"
         )
-    if cfg.ffn_rank is not None:
-        raise ConfigError(
-            f"a model with low-rank feed-forward layers (ffn_rank={cfg.ffn_rank}) has no Hugging Face equivalent "
-            "(BERT/ALBERT/ViT FFNs are dense); export it with edgept.export(model, ...) instead, or factorize without ffn_rank"
-        )
+    if cfg.ffn_rank is not None:  # no Hugging Face class has low-rank FFNs: edgept's own layout
+        return native.save_native(model, path, _source_files(source), overwrite)
     family = _CHOOSE[cfg.arch](cfg)
     state = model.state_dict()
     dtype = next(iter(state.values())).dtype
@@ -319,17 +322,23 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     """
     files = checkpoint_files(path)
     shapes = tensor_shapes(files)
-    plan = _plan(files, None, list(shapes))
-    with torch.device("meta"):  # shapes only: no memory, no init time, even for large models
-        model = build_model(plan.config)
-    _fit(plan, shapes, _shapes(model))  # the weights must fit the config, as load_model checks
+    hf = read_json(files.config)
+    if native.is_native(hf):
+        cfg, model_type, architecture = native.native_config(files), native.MODEL_TYPE, hf["architectures"][0]
+        with torch.device("meta"):
+            model = build_model(cfg)
+    else:
+        plan = _plan(files, None, list(shapes))
+        with torch.device("meta"):  # shapes only: no memory, no init time, even for large models
+            model = build_model(plan.config)
+        _fit(plan, shapes, _shapes(model))  # the weights must fit the config, as load_model checks
+        cfg, model_type, architecture = plan.config, plan.family.model_type, plan.architecture
     params = parameter_breakdown(model)
     sizes = files.sizes()
-    cfg = plan.config
     return {
         "path": str(files.root),
-        "model_type": plan.family.model_type,
-        "architecture": plan.architecture,
+        "model_type": model_type,
+        "architecture": architecture,
         "arch": cfg.arch,
         "task": cfg.task,
         "labels": list(cfg.labels),
