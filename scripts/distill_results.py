@@ -46,12 +46,13 @@ class Plan:
     augment: int = 0  # TinyBERT copies per training text, both stages (text only)
 
 
-# About 50 CPU-minutes for the three on one thread. Layer-copied students (teacher width) need
-# few steps; the 256-wide one starts fresh (no general distillation here), so it gets a higher lr.
+# About 40 CPU-minutes per student on one thread. Students of the teacher's width start from its
+# layers (uniform map); the prediction stage is what closes the gap: 200 steps left rt-3x384 at
+# 96.0% of the teacher's test accuracy. A narrower student (4x256, tried) starts fresh and needs
+# TinyBERT's general distillation on a large corpus first: 500 task steps reached only 75.6%.
 TEXT_PLANS = (
     Plan("rt-3x384", {"num_layers": 3}, (200, 1500), (1e-4, 1e-4), augment=20),
     Plan("rt-2x384", {"num_layers": 2}, (200, 1500), (1e-4, 1e-4), augment=20),
-    Plan("rt-4x256", {"num_layers": 4, "hidden_size": 256, "num_heads": 8}, (250, 250), (3e-4, 1e-4), augment=20),
 )
 VIT_PLANS = (Plan("fmnist-3x128", {"num_layers": 3}, (300, 300), (1e-3, 5e-4)),)
 # 28x28 grayscale seen natively (patch 7: 16 patches + [CLS]); about 10 CPU-minutes to train.

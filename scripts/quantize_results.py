@@ -17,7 +17,8 @@ smoothing, a mixed plan) to the same run. `--qat NAME=DIR` adds, for model NAME,
 `edgept qat` (DIR): its own Q/DQ bundle, and its fine-tuned weights through `edgept quantize
 --mode int8-static --method minmax` (the grid QAT trained on: minmax uint8 activations, 8-bit
 per-channel weights, no smoothing) so they run on the fused integer kernels; both are compared
-with the ORIGINAL model's fp32 bundle.
+with the ORIGINAL model's fp32 bundle. `--compile TARGET` adds each model compiled for a CPU
+target (e.g. cpu-x86_64-vnni) to the same run.
 """
 
 from __future__ import annotations
@@ -102,6 +103,12 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
                                holdout=args.holdout, overwrite=True, **extra)
     if qat_dir is not None:
         built.update(qat_variants(qat_dir, args, work))
+    for target in args.compile:
+        from edgept.backends.compile import CompileConfig, compile_for_target
+
+        print(f"[{src.path.name}] compile {target} ...", flush=True)
+        built[f"edgept compile {target}"], _ = compile_for_target(
+            src.path, work / f"compile-{target}.edgept", CompileConfig(target=target), calibration=args.calibration, overwrite=True)
     return built
 
 
@@ -166,6 +173,7 @@ def main() -> None:
     p.add_argument("--holdout", default="out/rt-polarity-dev-256", help="calibration-format set the cosines are measured on")
     p.add_argument("--methods", action="store_true", help="also build and time the accuracy remedies")
     p.add_argument("--qat", action="append", default=[], metavar="NAME=DIR", help="an `edgept qat` output for model NAME")
+    p.add_argument("--compile", action="append", default=[], metavar="TARGET", help="also `edgept compile --target TARGET` each model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=40)
     p.add_argument("--seq", type=int, default=128, help="sequence length timed (with batch 1 and 8)")

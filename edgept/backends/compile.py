@@ -51,7 +51,7 @@ class CompileConfig(DictConfig):
     `precision`: auto (the target's most preferred one this edgept can produce) or an explicit one.
     `sequence`: (min, opt, max) for the TensorRT profile, e.g. from `trt.sequence_profile(lengths)`;
     None uses the target's [shapes]. `tolerance`: max |optimised - unoptimised| graph on fresh random
-    inputs (CPU targets). `min_cosine`: least mean pooled-output cosine of an int8/fp16 bundle vs fp32
+    inputs (CPU targets). `min_cosine`: least output cosine (edgept.quantize.compare) of an int8/fp16 bundle vs fp32
     on fresh random inputs (None: MIN_COSINE for the precision)."""
 
     kind: ClassVar[str] = "compile config"
