@@ -92,7 +92,8 @@ def test_static_int8_matches_fp32_on_fresh_inputs_and_keeps_fused_kernels(tiny, 
     bundle, cal = tiny
     out = quantize(bundle, tmp_path / "s.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
     ops = {n.op_type for n in onnx.load(str(out.model_path)).graph.node}
-    assert {"QAttention", "MatMulIntegerToFloat", "QuantizeLinear", "SkipLayerNormalization"} <= ops
+    assert {"QAttention", "MatMulIntegerToFloat", "QuantizeLinear", "LayerNormalization"} <= ops
+    assert "SkipLayerNormalization" not in ops  # split: the faster pair on CPU (graph.unfuse_skip_layernorm)
     assert "DynamicQuantizeLinear" not in ops  # ranges are frozen constants
     assert "MatMulInteger" not in ops  # the int8 GEMM rescales in its epilogue (one kernel)
     feeds = token_feeds(seed=99, n=6, seq=9)  # fresh: a new seed and shape
@@ -298,3 +299,21 @@ def test_image_calibration_set_from_a_folder_quantizes_a_vit(tmp_path, tiny_vit_
     out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
     assert out.passes[-1]["config"]["calibration"]["sha256"] == card["sha256"]["images.npz"]
     assert out.passes[-1]["metrics"]["calibration"]["cosine"] > 0.99, out.passes[-1]["metrics"]["calibration"]
+
+
+def test_fused_graph_has_no_skip_layernorm_and_matches_the_export(tiny, tmp_path):  # noqa: F811
+    from edgept.quantize import graph
+
+    bundle, _ = tiny
+    fused = graph.fuse(bundle.model_path, bundle.manifest["model"]["config"])
+    ops = {n.op_type for n in fused.graph.node}
+    assert "SkipLayerNormalization" not in ops and "LayerNormalization" in ops and "Attention" in ops
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    cfg = bundle.manifest["model"]["config"]
+    ort_fused = optimize_model(str(bundle.model_path), model_type="bert", num_heads=cfg["num_heads"], hidden_size=cfg["hidden_size"])
+    assert sum(n.op_type == "SkipLayerNormalization" for n in ort_fused.model.graph.node) >= 2  # what was split
+    feeds = token_feeds(5)
+    ref = graph.session(onnx.load(str(bundle.model_path))).run(None, feeds)[0]
+    got = graph.session(fused).run(None, feeds)[0]
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
