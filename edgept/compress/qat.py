@@ -196,7 +196,7 @@ def export_qdq(
     levels = {m.weight_levels for m in model.modules() if isinstance(m, FakeQuantLinear)}
     with _frozen_weight_scales(model):
         try:
-            bundle = export(model, dest, ExportConfig(tolerance=tolerance), overwrite=overwrite)
+            bundle = export(model, dest, ExportConfig(tolerance=tolerance), overwrite=overwrite, preprocess_from=source)
         except ParityError as e:
             hint = ("with 8-bit weights ONNX Runtime's u8s8 kernels saturate on CPUs without VNNI: train with --weight-bits 7"
                     if 127 in levels else "its integer kernels do not compute the fake-quant grid on this CPU")

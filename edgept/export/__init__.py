@@ -95,8 +95,13 @@ def export(
     config: ExportConfig = ExportConfig(),
     *,
     overwrite: bool = False,
+    preprocess_from: str | os.PathLike | None = None,
 ) -> Bundle:
     """Export a model (an edgept module, or a checkpoint directory) to a bundle at `dest`.
+
+    An edgept module is bundled with the tokenizer or image preprocessor of `preprocess_from` (the
+    checkpoint directory it was derived from) when given, so apps can `predict` from raw text or
+    images; the manifest's model source stays empty, as the weights are the module's own.
 
     The ONNX graph is checked against PyTorch right away on fresh random inputs; a difference above
     `config.tolerance` raises `ParityError` and writes nothing. The max difference is recorded in the
@@ -120,7 +125,7 @@ def export(
     sig: IOSignature = signature(mcfg)
     with BundleWriter(dest, overwrite=overwrite) as w:
         onnx.save_model(proto, str(w.path("model.onnx")))
-        preprocess = _preprocess(mcfg, source, w, config)
+        preprocess = _preprocess(mcfg, source or (Path(preprocess_from) if preprocess_from else None), w, config)
         w.manifest["model"] = {
             "arch": mcfg.arch,
             "task": mcfg.task,

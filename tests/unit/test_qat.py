@@ -57,6 +57,8 @@ def test_qat_trains_exports_qdq_and_ort_matches_fake_quant_pytorch(trained, tmp_
     metrics, out = trained
     assert metrics["steps"] == 12
     bundle = Bundle.open(out / "model.edgept")
+    # It carries the source's tokenizer: an app predicts from text, as with any bundle.
+    assert load(bundle).predict("the film was good")[0].label in ("negative", "positive")
     proto = onnx.load(str(bundle.model_path))
     # 2 layers x 6 Linear (q, k, v, o, up, down): MatMul(DQ(Q(x)), DQ(int8 weight initializer)).
     int8 = {i.name for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2}
