@@ -100,18 +100,25 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
     if args.methods:
         configs.update(METHODS)
     for name, config in configs.items():
+        dest = work / f"{name.replace(' ', '_')}.edgept"
+        if args.reuse and (dest / "manifest.json").is_file():
+            built[name] = Bundle.open(dest)
+            continue
         print(f"[{src.path.name}] {name} ...", flush=True)
         extra = {"data": args.data} if config.max_drop is not None else {}
-        built[name] = quantize(src, work / f"{name.replace(' ', '_')}.edgept", config, calibration=args.calibration,
-                               holdout=args.holdout, overwrite=True, **extra)
+        built[name] = quantize(src, dest, config, calibration=args.calibration, holdout=args.holdout, overwrite=True, **extra)
     if qat_dir is not None:
         built.update(qat_variants(qat_dir, args, work))
     for target in args.compile:
         from edgept.backends.compile import CompileConfig, compile_for_target
 
+        dest = work / f"compile-{target}.edgept"
+        if args.reuse and (dest / "manifest.json").is_file():
+            built[f"edgept compile {target}"] = Bundle.open(dest)
+            continue
         print(f"[{src.path.name}] compile {target} ...", flush=True)
         built[f"edgept compile {target}"], _ = compile_for_target(
-            src.path, work / f"compile-{target}.edgept", CompileConfig(target=target), calibration=args.calibration, overwrite=True)
+            src.path, dest, CompileConfig(target=target), calibration=args.calibration, overwrite=True)
     return built
 
 
@@ -176,6 +183,7 @@ def main() -> None:
     p.add_argument("--holdout", default="out/rt-polarity-dev-256", help="calibration-format set the cosines are measured on")
     p.add_argument("--methods", action="store_true", help="also build and time the accuracy remedies")
     p.add_argument("--qat", action="append", default=[], metavar="NAME=DIR", help="an `edgept qat` output for model NAME")
+    p.add_argument("--reuse", action="store_true", help="open bundles already built under --work instead of rebuilding them")
     p.add_argument("--compile", action="append", default=[], metavar="TARGET", help="also `edgept compile --target TARGET` each model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=40)
