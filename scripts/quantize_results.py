@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,10 @@ def measure_model(label: str, model: str, args: argparse.Namespace) -> list[dict
     qat = dict(q.split("=", 1) for q in args.qat)
     built = variants(fp32_bundle(model, work), args, work, Path(qat[label]) if label in qat else None)
     paths = [str(b.path) for b in built.values()]
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     report = bench(paths, config=BenchConfig(batches=(1, 8), seqs=(args.seq,), threads=args.threads, runs=args.runs),
                    memory=False, progress=False)
+    report.method["load"] = load
     p50 = {(r.variant, r.batch): r.p50_ms for r in report.results}
     names = dict(zip(built, (v["name"] for v in report.variants), strict=True))
     rows = []
@@ -165,7 +168,8 @@ def markdown(rows: list[dict[str, Any]], command: str, method: dict[str, Any]) -
             f"| {r['model']} | {r['variant']} | {acc} | {r['agree_cosine']:.5f} ({r['agree_cosine_min']:.4f}) | {agree} "
             f"| {r['bytes'] / 2**20:.1f} | {r['b1_ms']:.1f} | {r['b1_vs_anchor']:.2f} | {r['b8_ms']:.1f} | {r['b8_vs_anchor']:.2f} "
             f"| {len(r['float_nodes'])} |")
-    cpu = f"{method.get('cpu')} ({method.get('logical_cpus')} logical CPUs), {method.get('threads')} threads"
+    cpu = (f"{method.get('cpu')} ({method.get('logical_cpus')} logical CPUs), {method.get('threads')} threads, "
+           f"load average {method.get('load', '?')} when the bench began")
     return (f"# Quantization results\n\nMade by `{command}` on {cpu}; onnxruntime {method['versions'].get('onnxruntime')}.\n"
             f"Latency: p50 of {method['runs']} interleaved runs per shape ({method['timed']}); × anchor = anchor p50 / variant p50, "
             "from the same run. Cosine: of the primary output vs the fp32 bundle on the held-out set: of the whole logit tensor for "
