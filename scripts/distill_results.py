@@ -44,10 +44,6 @@ class Plan:
     steps: tuple[int, int]  # intermediate, prediction
     lr: tuple[float, float]
     augment: int = 0  # TinyBERT copies per training text, both stages (text only)
-    more: tuple[int, float] | None = None  # (steps, lr) of a further prediction stage from the best student
-
-
-CONTINUED = "continued"  # the further prediction stage's output, inside the student's directory
 
 
 # About 40 CPU-minutes per student on one thread. Students of the teacher's width start from its
@@ -55,9 +51,8 @@ CONTINUED = "continued"  # the further prediction stage's output, inside the stu
 # 96.0% of the teacher's test accuracy. A narrower student (4x256, tried) starts fresh and needs
 # TinyBERT's general distillation on a large corpus first: 500 task steps reached only 75.6%.
 TEXT_PLANS = (
-    # 1500 steps left rt-2x384 at 96.9% (best dev at the last step): 1000 more at half the lr.
-    Plan("rt-3x384", {"num_layers": 3}, (200, 1500), (1e-4, 1e-4), augment=20, more=(1000, 5e-5)),
-    Plan("rt-2x384", {"num_layers": 2}, (200, 1500), (1e-4, 1e-4), augment=20, more=(1000, 5e-5)),
+    Plan("rt-3x384", {"num_layers": 3}, (200, 1500), (1e-4, 1e-4), augment=20),
+    Plan("rt-2x384", {"num_layers": 2}, (200, 1500), (1e-4, 1e-4), augment=20),
 )
 VIT_PLANS = (Plan("fmnist-3x128", {"num_layers": 3}, (300, 300), (1e-3, 5e-4)),)
 # 28x28 grayscale seen natively (patch 7: 16 patches + [CLS]); about 10 CPU-minutes to train.
@@ -127,14 +122,7 @@ def distill_student(teacher: Path, plan: Plan, data: str, out: Path, seed: int) 
     train = TrainConfig(max_steps=plan.steps[1], lr=plan.lr[1], batch_size=32, seed=seed, eval_every=max(1, plan.steps[1] // 6))
     if _stage_todo(out, plan.steps[1]):
         distill(teacher, out, second, train, data=data_config, progress=False, student=out / "intermediate" / "model", resume=_started(out))
-    if plan.more is None:
-        return out
-    steps, lr = plan.more
-    final = out / CONTINUED
-    train = TrainConfig(max_steps=steps, lr=lr, batch_size=32, seed=seed, eval_every=max(1, steps // 4))
-    if _stage_todo(final, steps):
-        distill(teacher, final, second, train, data=data_config, progress=False, student=out / "model", resume=_started(final))
-    return final
+    return out
 
 
 def _stage_todo(out: Path, steps: int) -> bool:
@@ -216,10 +204,8 @@ def _shape(config: dict[str, Any]) -> str:
 
 
 def _schedule(model_dir: Path) -> str | None:
-    """How a model was trained, in a few words, from the metrics.json files of its stages."""
-    root = model_dir.parent if model_dir.name == CONTINUED else model_dir
-    stages = [root / "intermediate", root] + ([model_dir] if model_dir != root else [])
-    runs = [d / "metrics.json" for d in stages]
+    """How a model was trained, in a few words, from the metrics.json files beside it."""
+    runs = [model_dir / "intermediate" / "metrics.json", model_dir / "metrics.json"]
     words = []
     for m in (_read(p) for p in runs):
         if not m:
