@@ -107,12 +107,9 @@ def _open_engine(bundle: Bundle, choice: EngineChoice) -> tuple[Any, EngineChoic
     from edgept.runtime.tensorrt import TensorRTExecutor
 
     try:
-        executor = TensorRTExecutor(bundle.file(str(choice.engine)))
+        return TensorRTExecutor(bundle.file(str(choice.engine)), label=choice.engine), choice
     except EdgeptError as e:
         return None, fall_back(bundle.path, str(e))
-    executor.backend = f"tensorrt {executor.version} ({choice.engine})"
-    executor.providers = ["TensorRT"]
-    return executor, choice
 
 
 class Session:

@@ -73,10 +73,13 @@ class TensorRTExecutor:
     Feeds are cast to the engine's input dtypes (an engine may take int32 ids where the ONNX took
     int64) and checked against its optimization profile: a shape outside it is a one-line FeedError
     naming the profile's bounds, not a TensorRT error. Device buffers are kept and grown on demand,
-    so steady-state calls allocate nothing. `trt` and `cuda` are injectable for tests.
+    so steady-state calls allocate nothing. `label` names the engine in `backend` (default: its
+    file name). `trt` and `cuda` are injectable for tests.
     """
 
-    def __init__(self, engine_path: str | Path, trt: Any = None, cuda: Any = None):
+    providers = ("TensorRT",)
+
+    def __init__(self, engine_path: str | Path, label: str | None = None, trt: Any = None, cuda: Any = None):
         if trt is None:
             from edgept.backends.trt import import_tensorrt
 
@@ -97,6 +100,7 @@ class TensorRTExecutor:
         self.output_names = [n for n in names if n not in self.input_dtypes]
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, capacity in bytes)
         self.version = str(trt.__version__)
+        self.backend = f"tensorrt {self.version} ({label or self.path.name})"
 
     def profile(self, name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """(min, max) shape of input `name` in the engine's first optimization profile."""
