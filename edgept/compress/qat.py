@@ -45,6 +45,10 @@ class QATConfig(DictConfig):
       cross-entropy would leave the logits' scale free (saturated probabilities give it no
       gradient), and labels pull the model toward a different one;
     - `labels`: cross-entropy with the data's labels, as a plain fine-tune (Q8BERT's recipe).
+
+    Measured on the fine-tuned MiniLM teacher (fp32 targets, 300 steps at lr 2e-5, 7-bit weights):
+    fake-quant test accuracy 84.20 -> 85.62 (fp32: 85.24), dev logit cosine to fp32 0.9973 -> 0.9952.
+    It recovers accuracy, not closeness to the fp32 logits (docs/quantize.md).
     """
 
     kind: ClassVar[str] = "qat config"
