@@ -327,6 +327,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         cfg, model_type, architecture = native.native_config(files), native.MODEL_TYPE, hf["architectures"][0]
         with torch.device("meta"):
             model = build_model(cfg)
+        native.check_shapes(files, model, shapes)
     else:
         plan = _plan(files, None, list(shapes))
         with torch.device("meta"):  # shapes only: no memory, no init time, even for large models

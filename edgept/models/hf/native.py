@@ -46,6 +46,15 @@ def native_config(files: CheckpointFiles, task: str | None = None, labels: tuple
     return cfg
 
 
+def check_shapes(files: CheckpointFiles, model: nn.Module, shapes: dict[str, list[int]]) -> None:
+    """The stored tensors (names, shapes; no values) fit `model`, tied copies aside: else one line."""
+    ties = read_json(files.config).get("edgept_ties") or {}
+    want = {k: list(v.shape) for k, v in model.state_dict().items() if k not in ties}
+    if want != {k: list(v) for k, v in shapes.items()}:
+        wrong = sorted(set(want) ^ set(shapes) | {k for k in want.keys() & shapes.keys() if want[k] != list(shapes[k])})
+        raise InputError(f"{files.root}: the weights do not fit its edgept config ({', '.join(wrong[:3])}); re-save the model")
+
+
 def save_native(model: nn.Module, path: str | os.PathLike, copy_files: list[Path], overwrite: bool) -> Path:
     cfg: EncoderConfig = model.config
     tensors, ties, seen = {}, {}, {}
