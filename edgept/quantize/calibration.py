@@ -101,28 +101,31 @@ def read_texts(path: Path) -> list[str]:
     return texts
 
 
-def _text_batches(data: Path, bundle: Bundle, batch_size: int) -> list[dict[str, np.ndarray]]:
-    from edgept.preprocess import TextPreprocessor, from_manifest
+def _bundle_preprocessor(data: Path, bundle: Bundle, kind: type, holds: str, lacks: str) -> Any:
+    """The bundle's own preprocessor when it is a `kind`; else one line saying the set does not fit."""
+    from edgept.preprocess import from_manifest
 
     pre = from_manifest(bundle.preprocess, bundle.path) if bundle.preprocess else None
-    if not isinstance(pre, TextPreprocessor):
+    if not isinstance(pre, kind):
         raise InputError(
-            f"calibration set {data.parent} holds texts but bundle {bundle.path} takes "
-            f"{', '.join(s.name for s in bundle.inputs)} with no text tokenizer; use an inputs.npz set"
+            f"calibration set {data.parent} holds {holds} but bundle {bundle.path} takes "
+            f"{', '.join(s.name for s in bundle.inputs)} with no {lacks}; use an inputs.npz set"
         )
+    return pre
+
+
+def _text_batches(data: Path, bundle: Bundle, batch_size: int) -> list[dict[str, np.ndarray]]:
+    from edgept.preprocess import TextPreprocessor
+
+    pre = _bundle_preprocessor(data, bundle, TextPreprocessor, "texts", "text tokenizer")
     texts = read_texts(data)
     return [pre(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
 
 
 def _image_batches(data: Path, bundle: Bundle, batch_size: int) -> list[dict[str, np.ndarray]]:
-    from edgept.preprocess import ImagePreprocessor, from_manifest
+    from edgept.preprocess import ImagePreprocessor
 
-    pre = from_manifest(bundle.preprocess, bundle.path) if bundle.preprocess else None
-    if not isinstance(pre, ImagePreprocessor):
-        raise InputError(
-            f"calibration set {data.parent} holds images but bundle {bundle.path} takes "
-            f"{', '.join(s.name for s in bundle.inputs)} with no image preprocessor; use an inputs.npz set"
-        )
+    pre = _bundle_preprocessor(data, bundle, ImagePreprocessor, "images", "image preprocessor")
     images = [a for _, a in sorted(_read_npz(data).items())]
     if not images:
         raise InputError(f"{data} holds no images; {_MAKE}")

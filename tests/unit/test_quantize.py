@@ -277,7 +277,7 @@ def test_integer_matmul_fusion_is_exact(tiny):
     assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
 
 
-def test_image_calibration_set_from_a_folder_quantizes_a_vit(tmp_path, tiny_vit_config):
+def test_image_calibration_set_from_a_folder_quantizes_a_vit(tmp_path, tiny_vit_config, tiny):
     from PIL import Image
 
     from edgept.export import export
@@ -290,7 +290,7 @@ def test_image_calibration_set_from_a_folder_quantizes_a_vit(tmp_path, tiny_vit_
         (tmp_path / "imgs" / cls).mkdir(parents=True)
         for i in range(8):
             Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
-    cal = make_calibration(str(tmp_path / "imgs"), tmp_path / "cal", n=12)
+    cal = make_calibration(str(tmp_path / "imgs"), tmp_path / "img-cal", n=12)
     card = json.loads((cal / "card.json").read_text())
     assert card["count"] == 12 and card["sha256"]["images.npz"] == sha256_file(cal / "images.npz")
     bundle = export(save_model(build_model(tiny_vit_config()), tmp_path / "vit"), tmp_path / "vit.edgept")
@@ -299,6 +299,9 @@ def test_image_calibration_set_from_a_folder_quantizes_a_vit(tmp_path, tiny_vit_
     out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
     assert out.passes[-1]["config"]["calibration"]["sha256"] == card["sha256"]["images.npz"]
     assert out.passes[-1]["metrics"]["calibration"]["cosine"] > 0.99, out.passes[-1]["metrics"]["calibration"]
+    with pytest.raises(InputError, match="holds images but bundle .* with no image preprocessor") as e:
+        load_calibration(cal, tiny[0])  # a text bundle
+    assert "\n" not in str(e.value)
 
 
 def test_fused_graph_has_no_skip_layernorm_and_matches_the_export(tiny, tmp_path):  # noqa: F811
