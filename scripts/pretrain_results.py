@@ -45,6 +45,16 @@ def _finetune(model_dir: Path, data: str, out: Path, train: dict, seed: int, max
     return finetune(model_dir, DataConfig(source=data), out, config, max_length=max_length, resume=(out / "checkpoints").exists(), progress=False)
 
 
+def _finished(out: Path, train: dict) -> dict | None:
+    """The metrics of a pre-training run already finished in `out` with these training settings
+    (so re-running the script for the markdown does not touch it), else None."""
+    path = out / "metrics.json"
+    if not path.is_file():
+        return None
+    m = json.loads(path.read_text())
+    return m if all(m["train"].get(k) == v for k, v in train.items()) else None
+
+
 def _random_twin(model_config, source: Path, out: Path, seed: int) -> Path:
     """The pre-trained model's architecture, freshly initialised, with the same tokenizer/preprocessor."""
     import torch
@@ -71,6 +81,70 @@ def _compare(work: Path, pretrained: Path, config, source: Path, data: str, ft: 
     return {"finetune": ft, "runs": rows, "mean_test_margin": margin}
 
 
+PROBE_TRAIN = 4000  # training-split examples the linear probe fits on
+
+
+def _mean_pooled_features(model_dir: Path, examples: list) -> list:
+    """Mean-pooled (over real tokens) hidden states of every layer, embeddings first: (N, hidden) each."""
+    import torch
+
+    from edgept.data.collate import collate_for
+    from edgept.models.hf import load_model
+
+    model = load_model(model_dir)
+    collate = collate_for(model_dir, model.config, "text", MAX_LENGTH)
+    layers: list[list] = []
+    with torch.no_grad():
+        for i in range(0, len(examples), 128):
+            batch = collate(examples[i : i + 128])
+            out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], output_hidden_states=True)
+            keep = batch["attention_mask"].unsqueeze(-1).float()
+            layers = layers or [[] for _ in out.hidden_states]
+            for chunks, h in zip(layers, out.hidden_states, strict=True):
+                chunks.append((h * keep).sum(1) / keep.sum(1))
+    return [torch.cat(chunks) for chunks in layers]
+
+
+def _probe_accuracy(x_train, y_train, x_dev, y_dev) -> float:
+    """Dev accuracy of an L2-regularised logistic regression (L-BFGS) on standardised frozen features."""
+    import torch
+
+    mu, sd = x_train.mean(0), x_train.std(0) + 1e-6
+    x_train, x_dev = (x_train - mu) / sd, (x_dev - mu) / sd
+    w = torch.zeros(x_train.shape[1], int(y_train.max()) + 1, requires_grad=True)
+    b = torch.zeros(w.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=200)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x_train @ w + b, y_train) + 1e-2 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(((x_dev @ w + b).argmax(1) == y_dev).float().mean())
+
+
+def linear_probe(arms: dict[str, Path], data: str) -> dict[str, list[float]]:
+    """Per arm, the dev accuracy of a linear probe on each layer's frozen mean-pooled features:
+    whether pre-training put anything about the task into the representations before fine-tuning."""
+    import numpy as np
+    import torch
+
+    from edgept.data import DataConfig, load_splits
+
+    splits = load_splits(DataConfig(source=data))
+    order = np.random.default_rng(0).permutation(len(splits.train))[:PROBE_TRAIN]  # the train split is sorted by class
+    train = [splits.train[int(i)] for i in order]
+    dev = [splits.dev[i] for i in range(len(splits.dev))]
+    y_train, y_dev = torch.tensor([t for _, t in train]), torch.tensor([t for _, t in dev])
+    result = {}
+    for name, model_dir in arms.items():
+        pairs = zip(_mean_pooled_features(model_dir, train), _mean_pooled_features(model_dir, dev), strict=True)
+        result[name] = [_probe_accuracy(a, y_train, b, y_dev) for a, b in pairs]
+    return result
+
+
 def bert_part(work: Path, seeds: list[int]) -> dict:
     from edgept.models import BertConfig
     from edgept.train import TrainConfig
@@ -78,9 +152,13 @@ def bert_part(work: Path, seeds: list[int]) -> dict:
 
     out = work / "bert-mini"
     config = BertPretrainConfig(shape=Shape(preset="mini"), max_length=MAX_LENGTH, vocab_size=8000)
-    m = pretrain_bert(list(BERT_CORPUS), out, config, TrainConfig(**BERT_PRE, seed=0), resume=(out / "checkpoints").exists(), progress=False)
+    m = _finished(out, BERT_PRE) or pretrain_bert(
+        list(BERT_CORPUS), out, config, TrainConfig(**BERT_PRE, seed=0), resume=(out / "checkpoints").exists(), progress=False
+    )
     comparison = _compare(work / "bert", out / "model", BertConfig.from_dict(m["model"]), out / "tokenizer", "rt-polarity", BERT_FT, seeds)
-    return {"pretrain": {k: m[k] for k in ("blocks", "params", "steps", "held_out_perplexity", "seconds", "train")}, "rt_polarity": comparison}
+    probe = linear_probe({"pretrained": out / "model", "random": work / "bert" / f"random-init-{seeds[0]}"}, "rt-polarity")
+    return {"pretrain": {k: m[k] for k in ("blocks", "params", "steps", "held_out_perplexity", "seconds", "train")},
+            "rt_polarity": comparison, "probe": probe}  # fmt: skip
 
 
 def vit_part(work: Path, seeds: list[int]) -> dict:
@@ -90,17 +168,21 @@ def vit_part(work: Path, seeds: list[int]) -> dict:
 
     out = work / "vit-tiny-mae"
     config = ViTPretrainConfig(objective="mae", shape=Shape(preset="tiny"), patch_size=4)
-    m = pretrain_vit("fashion-mnist", out, config, TrainConfig(**VIT_PRE, seed=0), resume=(out / "checkpoints").exists(), progress=False)
+    m = _finished(out, VIT_PRE) or pretrain_vit(
+        "fashion-mnist", out, config, TrainConfig(**VIT_PRE, seed=0), resume=(out / "checkpoints").exists(), progress=False
+    )
     comparison = _compare(work / "vit", out / "model", ViTConfig.from_dict(m["model"]), out / "preprocessor", "fashion-mnist", VIT_FT, seeds)
     return {"pretrain": {k: m[k] for k in ("params", "steps", "held_out_mae_loss", "seconds", "train")}, "fashion_mnist": comparison}
 
 
 def _markdown(r: dict) -> str:
+    loads = ", ".join(f"{part} {r[part]['load']}" for part in ("bert", "vit") if part in r)
     lines = [
         "# Pre-training: does it help?",
         "",
         "Produced by `scripts/pretrain_results.py` (re-run: `make bench-pretrain`). CPU, 1 torch thread, `nice -n 10`, "
-        f"on a 2-core machine shared with other jobs (load average at the start: {r['load']}). Fine-tuning uses the shared "
+        "on a 2-core machine shared with other jobs (each part's 1-/5-/15-min load average when it started is in "
+        f"pretrain.json: {loads}). Fine-tuning uses the shared "
         "seeded split of `edgept.data` and edgept's own `finetune`; accuracy is on the held-out test split. One seed per arm "
         "unless the table shows more.",
         "",
@@ -127,6 +209,20 @@ def _markdown(r: dict) -> str:
         ]
         lines += _comparison_md("(b) rt-polarity: pre-trained `mini` BERT vs random initialisation", b["rt_polarity"],
                                 f"edgept finetune out/pretrain-results/bert-mini/model --data rt-polarity {_flags(BERT_FT)} --max-length {MAX_LENGTH}")  # fmt: skip
+        if "probe" in b:
+            pr = b["probe"]
+            lines += [
+                "### Linear probe: what the frozen features know about the task",
+                "",
+                f"Dev accuracy of a logistic regression on each layer's frozen mean-pooled features ({PROBE_TRAIN:,} "
+                "training examples, standardised, L2 1e-2): a pre-trained encoder that helps fine-tuning should beat the "
+                "random one here before any fine-tuning.",
+                "",
+                "| arm | " + " | ".join(["embeddings"] + [f"layer {i}" for i in range(1, len(pr["pretrained"]))]) + " |",
+                "|---|" + "---:|" * len(pr["pretrained"]),
+                *[f"| {arm} | " + " | ".join(f"{100 * a:.1f}" for a in accs) + " |" for arm, accs in pr.items()],
+                "",
+            ]
     if "vit" in r:
         v = r["vit"]
         p = v["pretrain"]
@@ -195,10 +291,10 @@ def main() -> None:
     for name in args.parts.split(","):
         started = time.perf_counter()
         part = parts[name](args.work, seeds)
-        part["wall_seconds"] = round(time.perf_counter() - started, 1)
+        part["wall_seconds"], part["load"] = round(time.perf_counter() - started, 1), load
         # Read just before writing: a part run in another process at the same time keeps its numbers.
         results = json.loads(path.read_text()) if path.is_file() else {}
-        results.update({name: part}, load=load, python=platform.python_version(), torch=torch.__version__)
+        results.update({name: part}, python=platform.python_version(), torch=torch.__version__)
         args.docs.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(results, indent=2) + "\n")
         atomic_write_text(args.docs / "pretrain.md", _markdown(results))
