@@ -2,7 +2,8 @@
 
 (a) held-out MLM perplexity of a `mini` BERT pre-trained on Jane Austen's novels, by step;
 (b) that BERT fine-tuned on rt-polarity vs the same architecture (same tokenizer) from random
-    initialisation, with the same fine-tuning budget;
+    initialisation, with the same fine-tuning budget, and a linear probe of both arms' frozen
+    features (does pre-training put anything about the task into them?);
 (c) a `tiny` ViT pre-trained by MAE on Fashion-MNIST's training split, fine-tuned vs random init
     at equal fine-tuning steps.
 
