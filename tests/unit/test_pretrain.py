@@ -246,7 +246,7 @@ def test_resume_equals_uninterrupted_and_transformers_loads_bert(tmp_path):
         shape=Shape(preset="tiny", hidden_size=32, num_heads=2, intermediate_size=64), max_length=24, vocab_size=150,
         min_frequency=1, masking=MaskingConfig(whole_word=True), sop=True, held_out=0.2,
     )  # fmt: skip
-    train = TrainConfig(lr=1e-3, max_steps=6, batch_size=4, eval_every=3, save_every=3)
+    train = TrainConfig(lr=3e-3, max_steps=6, batch_size=4, eval_every=3, save_every=3)
     full = pretrain_bert([corpus], tmp_path / "full", config, train, progress=False)
     # The same run cut after its step-3 checkpoint (dropout, masking and SOP swaps all draw from the RNG).
     shutil.copytree(tmp_path / "full", tmp_path / "cut")
