@@ -48,6 +48,7 @@ def bert_cmd(
     whole_word: bool = typer.Option(False, "--whole-word", help="Mask whole words: all WordPieces of a chosen word together."),
     sop: bool = typer.Option(False, "--sop", help="Add ALBERT's sentence-order prediction (segments of a block swapped half the time)."),
     held_out: float = typer.Option(0.05, "--held-out", help="Share of packed blocks held out for perplexity."),
+    dropout: float = typer.Option(0.1, help="Hidden and attention dropout (kept in the saved model); 0 learns faster on short budgets."),
     epochs: float = EPOCHS,
     max_steps: int = MAX_STEPS,
     lr: float = typer.Option(5e-4, help="Peak learning rate (AdamW) after linear warm-up, then linear decay to 0."),
@@ -69,6 +70,7 @@ def bert_cmd(
         shape=Shape(preset=preset, num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=ffn),
         max_length=max_length, vocab_size=vocab_size, lowercase=not cased,
         masking=MaskingConfig(probability=mask_prob, whole_word=whole_word), sop=sop, held_out=held_out,
+        dropout=dropout,
     )  # fmt: skip
     train = TrainConfig(
         lr=lr, warmup=warmup, weight_decay=weight_decay, epochs=epochs, max_steps=max_steps, batch_size=batch_size,

@@ -11,7 +11,7 @@ from edgept.quantize.ranges import METHODS
 
 MODES = ("int8-dynamic", "int8-static", "fp16", "auto", "int8-qdq")
 # What int8-qdq (standard Q/DQ for TensorRT, edgept.quantize.qdq) cannot honour.
-_QDQ_UNSUPPORTED = ("reduce_range", "smooth", "embeddings", "min_cosine")
+_QDQ_UNSUPPORTED = ("reduce_range", "smooth", "per_token", "embeddings", "min_cosine")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,9 +30,14 @@ class QuantizeConfig(DictConfig):
     reduce_range: 7-bit weights, avoiding int16 saturation in AVX2 u8s8 kernels without VNNI;
       None (the default) means: 7-bit exactly when smoothing, which fills the int8 weight range
       (measured: a smoothed LayerNorm->MatMul has 24% output error with 8-bit weights on AVX2,
-      1.5% with 7-bit; docs/quantize.md).
+      1.5% with 7-bit; docs/quantize.md), or per token, which fills the uint8 activation range of
+      every row (tests/unit/test_quantize_per_token.py: 0.8% off its formula with 8-bit weights,
+      exact with 7-bit).
     smooth: SmoothQuant migration strength alpha in [0, 1] (0.5 is the paper's default), or None:
       divide each quantized input channel by s and fold s into the weight rows (exact in fp32).
+    per_token: give the FFN down-projections (inputs a GELU produces, whose outliers are per token)
+      one activation scale per token computed at run time, around the same integer GEMM
+      (edgept.quantize.graph.quantize_per_token).
     embeddings: also quantize the embedding tables (Gather): smaller file, small accuracy cost.
     min_cosine: accuracy budget (output cosine vs fp32 on the calibration set, edgept.quantize.compare); when set,
       the most sensitive nodes are kept in float until it is met. auto defaults it to 0.999.
@@ -53,6 +58,7 @@ class QuantizeConfig(DictConfig):
     symmetric: bool = False
     reduce_range: bool | None = None
     smooth: float | None = None
+    per_token: bool = False
     embeddings: bool = False
     min_cosine: float | None = None
     max_drop: float | None = None
@@ -75,8 +81,8 @@ class QuantizeConfig(DictConfig):
             raise ConfigError(f"--min-cosine must be in [-1, 1] (e.g. 0.999), got {self.min_cosine}")
         if self.max_drop is not None and not 0.0 <= self.max_drop <= 100.0:
             raise ConfigError(f"--max-drop is in accuracy points in [0, 100] (e.g. 0.3), got {self.max_drop}")
-        if self.mode in ("int8-dynamic", "fp16") and (self.min_cosine, self.max_drop, self.smooth) != (None, None, None):
-            raise ConfigError(f"--min-cosine/--max-drop/--smooth need --mode int8-static or auto, got --mode {self.mode}")
+        if self.mode in ("int8-dynamic", "fp16") and ((self.min_cosine, self.max_drop, self.smooth) != (None, None, None) or self.per_token):
+            raise ConfigError(f"--min-cosine/--max-drop/--smooth/--per-token need --mode int8-static or auto, got --mode {self.mode}")
         if not self.fp16_tolerance > 0:
             raise ConfigError(f"--fp16-tolerance must be positive, got {self.fp16_tolerance}")
         for name in ("batch_size", "sensitivity_examples"):
@@ -94,8 +100,8 @@ class QuantizeConfig(DictConfig):
 
     @property
     def seven_bit(self) -> bool:
-        """Whether weights are quantized to 7 bits: `reduce_range`, or by default when smoothing."""
-        return self.reduce_range if self.reduce_range is not None else self.smooth is not None
+        """Whether weights are quantized to 7 bits: `reduce_range`, or by default when smoothing or per token."""
+        return self.reduce_range if self.reduce_range is not None else (self.smooth is not None or self.per_token)
 
     @property
     def budget(self) -> float | None:

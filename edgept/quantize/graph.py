@@ -258,3 +258,88 @@ def run_batches(sess: Any, batches: Iterable[Mapping[str, np.ndarray]]) -> Itera
     for feeds in batches:
         outs = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
         yield dict(zip(names, outs, strict=True))
+
+
+# Producers whose outputs get per-token scales under `per_token`: the FFN down-projection reads a
+# GELU output, whose outliers are per token (no per-channel smoothing reaches them, edgept.quantize.smooth).
+PER_TOKEN_PRODUCERS = ("Gelu", "BiasGelu", "FastGelu")
+
+
+def per_token_zero_point(low: float, median_row_max: float) -> int:
+    """The fixed uint8 zero point of a per-token quantized input whose values reach down to `low`:
+    the share of the 255 levels the negative side takes in a median row."""
+    c = max(0.0, -low)
+    return 0 if c == 0.0 else int(np.clip(np.ceil(255.0 * c / (c + max(median_row_max, 0.0))), 1, 254))
+
+
+def quantize_per_token(proto: onnx.ModelProto, stats: Mapping[str, tuple[float, float]]) -> onnx.ModelProto:
+    """Give each MatMulIntegerToFloat that reads a GELU output (through its QuantizeLinear) a per-token
+    (per row) activation scale computed at run time, keeping the integer GEMM: a row scale commutes
+    with the product, `(diag(s) Q) W = diag(s) (Q W)`, so the GEMM takes scale 1 and its output rows
+    are rescaled after.
+
+    `stats[x]` is (calibrated minimum, median row maximum) of input x. With c = -minimum (a GELU
+    output's is about -0.17) and Z = `per_token_zero_point` (the median row's share of negatives):
+        s = max(rowmax(x) / (255 - Z), c / Z);  q = uint8(round(x / s) + Z);  y = s * ((q - Z) W)
+    so a row as wide as the median or wider spends all 255 levels on its own range, a narrower row
+    keeps the median row's step, and the zero point stays one constant (ORT's integer GEMMs take a
+    scalar one). Cost: three elementwise passes over the input and one over the output, next to a
+    GEMM of F*H multiply-adds per row."""
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    opset = next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx"))
+    made_by = {o: n for n in out.graph.node for o in n.output}
+    added: list[onnx.TensorProto] = []
+
+    def const(name: str, value: float, dtype: type = np.float32) -> str:
+        added.append(numpy_helper.from_array(np.array(value, dtype=dtype), name))
+        return name
+
+    one = const("per_token/one", 1.0)
+    prologue: dict[str, tuple[str, str, str]] = {}  # x -> (q, its row scales, its zero point)
+    nodes_out = []
+    for node in out.graph.node:
+        quant = made_by.get(node.input[0]) if node.op_type == "MatMulIntegerToFloat" else None
+        source = made_by.get(quant.input[0]) if quant is not None and quant.op_type == "QuantizeLinear" else None
+        if source is None or source.op_type not in PER_TOKEN_PRODUCERS:
+            nodes_out.append(node)
+            continue
+        x = quant.input[0]
+        if x not in prologue:
+            low, median_row_max = stats[x]
+            z = per_token_zero_point(low, median_row_max)
+            q, scale, zp = f"{x}/per_token_q", f"{x}/per_token_scale", const(f"{x}/per_token_zp", z, np.uint8)
+            axes = {"axes": [-1]} if opset < 18 else {}
+            axes_input = [] if opset < 18 else [const(f"{x}/per_token_axes", np.array([-1]), np.int64)]
+            steps = [
+                helper.make_node("ReduceMax", [x, *axes_input], [f"{x}/per_token_max"], keepdims=1, **axes),
+                helper.make_node("Mul", [f"{x}/per_token_max", const(f"{x}/per_token_levels", 1.0 / (255 - z))],
+                                 [f"{x}/per_token_fit"]),
+                # A row narrower than the median keeps room for the negatives at the median row's step.
+                helper.make_node("Max", [f"{x}/per_token_fit", const(f"{x}/per_token_floor", max(-low, 0.0) / z if z else 1e-12)],
+                                 [scale]),
+                helper.make_node("Reciprocal", [scale], [f"{x}/per_token_inv"]),
+                helper.make_node("Mul", [x, f"{x}/per_token_inv"], [f"{x}/per_token_unit"]),
+                helper.make_node("QuantizeLinear", [f"{x}/per_token_unit", one, zp], [q]),
+            ]
+            for i, step in enumerate(steps):
+                step.name = f"{x}/per_token_{i}"
+            nodes_out.extend(steps)
+            prologue[x] = (q, scale, zp)
+        q, scale, zp = prologue[x]
+        y = node.output[0]
+        nodes_out.append(helper.make_node(
+            "MatMulIntegerToFloat", [q, node.input[1], one, node.input[3], zp, node.input[5]], [f"{y}/per_token_gemm"],
+            name=node.name, domain="com.microsoft",
+        ))
+        nodes_out.append(helper.make_node("Mul", [f"{y}/per_token_gemm", scale], [y], name=f"{node.name}/per_token_rescale"))
+    # The static QuantizeLinear of an input only per-token GEMMs read is dead now, and so are its constants.
+    read = {i for n in nodes_out for i in n.input} | {o.name for o in out.graph.output}
+    nodes_out = [n for n in nodes_out if n.op_type != "QuantizeLinear" or n.output[0] in read]
+    read = {i for n in nodes_out for i in n.input}
+    kept = [i for i in out.graph.initializer if i.name in read]
+    del out.graph.node[:]
+    out.graph.node.extend(nodes_out)
+    del out.graph.initializer[:]
+    out.graph.initializer.extend([*kept, *added])
+    return out

@@ -92,8 +92,11 @@ class Int8Plan:
 
     def build(self, method: str, keep_float: Sequence[str] = ()) -> onnx.ModelProto:
         """The static INT8 graph with `method`'s ranges, `keep_float` nodes left in fp32."""
-        params, _ = activation_params(self.stats, method, self.config)
-        return graph.fuse_integer_matmuls(graph.freeze_scales(self._weights(keep_float), params))
+        params, ranges = activation_params(self.stats, method, self.config)
+        proto = graph.fuse_integer_matmuls(graph.freeze_scales(self._weights(keep_float), params))
+        if self.config.per_token:
+            proto = graph.quantize_per_token(proto, {t: (lo, self.stats[t].median_row_max) for t, (lo, _) in ranges.items()})
+        return proto
 
     def score(self, proto: onnx.ModelProto, limit: int | None = None) -> dict[str, float]:
         """Output agreement with fp32 on the calibration feeds (the first `limit` batches)."""

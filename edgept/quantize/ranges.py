@@ -8,7 +8,7 @@ Only numpy: the graph side (which tensors, which batches) lives in `edgept.quant
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,12 +24,19 @@ class TensorStats:
     lo: float = np.inf
     hi: float = -np.inf
     hist: np.ndarray | None = None
+    row_max: list[np.ndarray] = field(default_factory=list)
 
     def observe_range(self, x: np.ndarray) -> None:
-        """Pass 1: widen [lo, hi] to cover `x`."""
+        """Pass 1: widen [lo, hi] to cover `x`; keep each row's (token's) maximum."""
         if x.size:
             self.lo = min(self.lo, float(x.min()))
             self.hi = max(self.hi, float(x.max()))
+            self.row_max.append(x.reshape(-1, x.shape[-1]).max(1))
+
+    @property
+    def median_row_max(self) -> float:
+        """The median over rows of each row's maximum (what a per-token scale usually spans)."""
+        return float(np.median(np.concatenate(self.row_max))) if self.row_max else 0.0
 
     @property
     def amax(self) -> float:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edgept.data.corpus import Document, pack, read_corpus
-from edgept.errors import InputError
+from edgept.errors import ConfigError, InputError
 from edgept.preprocess import TextPreprocessor
 from edgept.preprocess.train_tokenizer import SPECIAL_TOKENS, train_wordpiece
 from edgept.train.pretrain.mae import MAEConfig, MAEObjective, mae_loss, mae_target, patchify, random_masking
@@ -187,6 +187,13 @@ def test_mae_objective_trains_and_keeps_decoder_apart(tiny_vit_config):
     assert not any(k.startswith("decoder") for k in vit.state_dict())
 
 
+def test_pretrain_dropout_is_validated():
+    from edgept.train.pretrain import BertPretrainConfig
+
+    with pytest.raises(ConfigError, match=r"dropout must be in \[0, 1\)"):
+        BertPretrainConfig(dropout=1.0)
+
+
 def test_read_corpus_errors_are_one_line(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n")
@@ -244,7 +251,7 @@ def test_resume_equals_uninterrupted_and_transformers_loads_bert(tmp_path):
     corpus = _tiny_corpus(tmp_path)
     config = BertPretrainConfig(
         shape=Shape(preset="tiny", hidden_size=32, num_heads=2, intermediate_size=64), max_length=24, vocab_size=150,
-        min_frequency=1, masking=MaskingConfig(whole_word=True), sop=True, held_out=0.2,
+        min_frequency=1, masking=MaskingConfig(whole_word=True), sop=True, held_out=0.2, dropout=0.05,
     )  # fmt: skip
     train = TrainConfig(lr=3e-3, max_steps=6, batch_size=4, eval_every=3, save_every=3)
     full = pretrain_bert([corpus], tmp_path / "full", config, train, progress=False)
@@ -268,6 +275,7 @@ def test_resume_equals_uninterrupted_and_transformers_loads_bert(tmp_path):
         ref = hf(**enc).logits
         got = ours(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).logits
     assert type(hf).__name__ == "BertForMaskedLM"
+    assert ours.config.hidden_dropout == ours.config.attention_dropout == 0.05 == hf.config.hidden_dropout_prob
     assert enc["input_ids"][0].tolist() == TextPreprocessor.from_checkpoint(tmp_path / "full" / "model")("a single man in want of a wife")["input_ids"][0].tolist()
     assert (ref - got).abs().max().item() < 1e-4
 

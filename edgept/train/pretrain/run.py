@@ -79,7 +79,8 @@ class BertPretrainConfig(_NestedConfig):
     """What `pretrain_bert` builds and how it masks. max_length: packed sequence length (and the
     model's position table); vocab_size/min_frequency/lowercase: the WordPiece tokenizer trained
     when none is given; sop: add ALBERT's sentence-order prediction; held_out: share of packed
-    blocks kept for perplexity (drawn with seed 0, whatever the training seed)."""
+    blocks kept for perplexity (drawn with seed 0, whatever the training seed); dropout: of the
+    hidden states and attention probabilities (BERT's 0.1; the saved model keeps it for fine-tuning)."""
 
     kind: ClassVar[str] = "BERT pre-training config"
 
@@ -91,8 +92,11 @@ class BertPretrainConfig(_NestedConfig):
     masking: MaskingConfig = MaskingConfig()
     sop: bool = False
     held_out: float = 0.05
+    dropout: float = 0.1
 
     def __post_init__(self) -> None:
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 8:
             raise ConfigError(f"max_length must be a whole number >= 8, got {self.max_length!r}")
         if not 0 < self.held_out < 0.5:
@@ -178,7 +182,7 @@ def pretrain_bert(
     train_idx, held_idx = held_out_split(len(packed), config.held_out)
     model_config = BertConfig(
         **config.shape.sizes(), vocab_size=vocab.size, max_position=config.max_length, task="masked-lm",
-        pooler=config.sop, pad_token_id=vocab.pad,
+        pooler=config.sop, pad_token_id=vocab.pad, hidden_dropout=config.dropout, attention_dropout=config.dropout,
     )  # fmt: skip
     torch.manual_seed(train.seed)
     model = build_model(model_config)
