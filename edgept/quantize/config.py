@@ -20,7 +20,8 @@ class QuantizeConfig(DictConfig):
 
     mode: int8-dynamic (ORT's per-call activation ranges), int8-static (calibrated ranges frozen into
       the graph), fp16 (with an overflow guard), auto (int8-static, the calibration method that scores
-      best, then the fewest nodes kept in float that meet `min_cosine`), int8-qdq (explicit-precision
+      best, per-token scales when all-INT8 misses the budget, then the fewest nodes kept in float
+      that meet `min_cosine`), int8-qdq (explicit-precision
       ONNX for TensorRT: standard QuantizeLinear/DequantizeLinear pairs on the unfused graph,
       symmetric int8 activations per tensor and weights per channel; see edgept.quantize.qdq).
     method: activation range method for int8-static: minmax, entropy (KL) or percentile.

@@ -114,3 +114,19 @@ def test_per_token_needs_a_static_mode(mode):
 def test_per_token_defaults_to_seven_bit_weights():
     assert QuantizeConfig(per_token=True).seven_bit
     assert not QuantizeConfig(per_token=True, reduce_range=False).seven_bit
+
+
+@pytest.mark.parametrize(("min_cosine", "chosen"), [(0.5, False), (0.999999, True)])
+def test_auto_tries_per_token_scales_before_keeping_nodes_in_float(tmp_path, tiny_bert_config, min_cosine, chosen):
+    config = tiny_bert_config(task="feature-extraction", labels=(), vocab_size=23, num_layers=2)
+    bundle = export_tiny(tmp_path, config)
+    cal = write_npz_set(tmp_path / "cal", token_feeds(0))
+    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="auto", min_cosine=min_cosine), calibration=cal)
+    metrics = out.passes[-1]["metrics"]
+    assert metrics["per_token"]["chosen"] is chosen
+    assert (metrics["per_token"]["all_int8_score"]["cosine"] >= min_cosine) is not chosen
+    rescaled = [n for n in onnx.load(str(out.model_path)).graph.node if n.name.endswith("/per_token_rescale")]
+    # Chosen: on every down-projection still in INT8 (the budget may then keep some in float).
+    down_in_float = [f for f in metrics["float_nodes"] if "ffn/down" in f["node"]]
+    assert len(rescaled) + len(down_in_float) == (2 if chosen else len(down_in_float))
+    assert chosen or not rescaled
