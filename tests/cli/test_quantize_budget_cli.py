@@ -45,4 +45,4 @@ def test_max_drop_without_data_or_on_an_encoder_is_one_line(monkeypatch, capsys,
     assert_one_line_error(code, err, "--max-drop needs --data")
     code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q",
                           "--mode", "fp16", "--max-drop", "0.5", "--calibration", tmp_path / "cal")
-    assert_one_line_error(code, err, "--smooth need --mode int8-static or auto")
+    assert_one_line_error(code, err, "--per-token need --mode int8-static or auto")
