@@ -44,6 +44,9 @@ class Plan:
     steps: tuple[int, int]  # intermediate, prediction
     lr: tuple[float, float]
     augment: int = 0  # TinyBERT copies per training text, both stages (text only)
+    # Further prediction stages, each (steps, peak lr) from the previous student on a new
+    # augmentation draw (round k: seed + k), kept on dev like the rest.
+    polish: tuple[tuple[int, float], ...] = ()
 
 
 # About 80 CPU-minutes per student on one thread. Students of the teacher's width start from its
@@ -106,9 +109,10 @@ def vit_teacher(path: Path, seed: int) -> Path:
 
 def distill_student(teacher: Path, plan: Plan, data: str, out: Path, seed: int) -> Path:
     """TinyBERT's two stages as two `distill` calls (each stage its own lr), both on the augmented
-    set, the prediction one starting from the intermediate student (distill's `student=`).
-    A stage whose metrics.json records the planned steps is reused; an interrupted one resumes;
-    one finished under an older plan (other steps) is trained again."""
+    set, the prediction one starting from the intermediate student (distill's `student=`), then
+    the plan's polish rounds into out/polish-K (the student is the last stage's). A stage whose
+    metrics.json records the planned steps is reused; an interrupted one resumes; one finished
+    under an older plan (other steps) is trained again."""
     from edgept.compress.distill import AugmentConfig, DistillConfig, StudentShape, distill
     from edgept.data import DataConfig
     from edgept.train import TrainConfig
@@ -123,6 +127,14 @@ def distill_student(teacher: Path, plan: Plan, data: str, out: Path, seed: int) 
     train = TrainConfig(max_steps=plan.steps[1], lr=plan.lr[1], batch_size=32, seed=seed, eval_every=max(1, plan.steps[1] // 6))
     if _stage_todo(out, plan.steps[1]):
         distill(teacher, out, second, train, data=data_config, progress=False, student=out / "intermediate" / "model", resume=_started(out))
+    base = out
+    for k, (steps, lr) in enumerate(plan.polish, start=1):
+        prev, out = out, base / f"polish-{k}"
+        redraw = AugmentConfig(copies=plan.augment, seed=seed + k) if plan.augment else None
+        stage = DistillConfig(stage="prediction", augment=redraw, max_length=MAX_LENGTH)
+        train = TrainConfig(max_steps=steps, lr=lr, batch_size=32, seed=seed + k, eval_every=250, warmup=0.05)
+        if _stage_todo(out, steps):
+            distill(teacher, out, stage, train, data=data_config, progress=False, student=prev / "model", resume=_started(out))
     return out
 
 

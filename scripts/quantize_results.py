@@ -44,6 +44,9 @@ TABLE = {
     "edgept static, cosine 0.9995": QuantizeConfig(mode="int8-static", method="minmax", smooth=0.5, min_cosine=0.9995),
     # per-token scales for the FFN down-projections' GELU outputs, where the remaining error sat.
     "edgept static, per-token": QuantizeConfig(mode="int8-static", method="minmax", smooth=0.5, per_token=True),
+    # the same with 8-bit uint8 weights on ORT's u8u8 kernels (no AVX2 saturation, so no 7-bit)
+    "edgept static, per-token, uint8 weights": QuantizeConfig(
+        mode="int8-static", method="minmax", smooth=0.5, per_token=True, weight_type="uint8"),
     "edgept auto": QuantizeConfig(mode="auto", smooth=0.5),
     "fp16": QuantizeConfig(mode="fp16"),
 }

@@ -30,6 +30,7 @@ def quantize_cmd(
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel or per tensor."),
     symmetric: bool = typer.Option(False, "--symmetric/--asymmetric", help="Activation ranges symmetric (zero point 128) or asymmetric."),
     reduce_range: bool = typer.Option(None, "--reduce-range/--full-range", help="7-bit weights (avoids u8s8 saturation on AVX2 CPUs without VNNI); default: 7-bit when --smooth or --per-token is given."),
+    weight_type: str = typer.Option("int8", help="int8 (u8s8 kernels, fastest) | uint8 (u8u8: 8-bit weights without AVX2's int16 saturation, slower)."),
     embeddings: bool = typer.Option(False, help="Also quantize the embedding tables (smaller file)."),
     seed: int = typer.Option(0, help="Seed for the fresh random check inputs."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
@@ -39,7 +40,7 @@ def quantize_cmd(
 
     config = QuantizeConfig(
         mode=mode, method=method, percentile=percentile, min_cosine=min_cosine, max_drop=max_drop, smooth=smooth,
-        per_token=per_token, keep_float=tuple(n for n in keep_float.split(",") if n), per_channel=per_channel,
+        per_token=per_token, weight_type=weight_type, keep_float=tuple(n for n in keep_float.split(",") if n), per_channel=per_channel,
         symmetric=symmetric, reduce_range=reduce_range, embeddings=embeddings, seed=seed,
     )
     with err.status(f"quantizing {bundle} ({mode}) ...") as status:

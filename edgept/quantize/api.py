@@ -156,7 +156,7 @@ def quantize(
     elif config.mode == "int8-dynamic":
         proto = graph.quantize_weights(
             fused, keep_float=config.keep_float, per_channel=config.per_channel,
-            reduce_range=config.seven_bit, embeddings=config.embeddings,
+            reduce_range=config.seven_bit, embeddings=config.embeddings, unsigned=config.unsigned_weights,
         )
         report = {"method": "per-call min/max (DynamicQuantizeLinear)",
                   "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]}

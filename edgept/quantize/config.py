@@ -10,8 +10,9 @@ from edgept.errors import ConfigError
 from edgept.quantize.ranges import METHODS
 
 MODES = ("int8-dynamic", "int8-static", "fp16", "auto", "int8-qdq")
+WEIGHT_TYPES = ("int8", "uint8")
 # What int8-qdq (standard Q/DQ for TensorRT, edgept.quantize.qdq) cannot honour.
-_QDQ_UNSUPPORTED = ("reduce_range", "smooth", "per_token", "embeddings", "min_cosine")
+_QDQ_UNSUPPORTED = ("reduce_range", "smooth", "per_token", "embeddings", "min_cosine", "unsigned_weights")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,9 @@ class QuantizeConfig(DictConfig):
       exact with 7-bit).
     smooth: SmoothQuant migration strength alpha in [0, 1] (0.5 is the paper's default), or None:
       divide each quantized input channel by s and fold s into the weight rows (exact in fp32).
+    weight_type: int8 (ORT's u8s8 kernels, the fast path) or uint8 (u8u8 kernels: no int16
+      saturation on AVX2 without VNNI, so 8-bit weights whatever the smoothing; measured slower
+      here, docs/quantize.md).
     per_token: give the FFN down-projections (inputs a GELU produces, whose outliers are per token)
       one activation scale per token computed at run time, around the same integer GEMM
       (edgept.quantize.graph.quantize_per_token).
@@ -59,6 +63,7 @@ class QuantizeConfig(DictConfig):
     symmetric: bool = False
     reduce_range: bool | None = None
     smooth: float | None = None
+    weight_type: str = "int8"
     per_token: bool = False
     embeddings: bool = False
     min_cosine: float | None = None
@@ -74,6 +79,8 @@ class QuantizeConfig(DictConfig):
             raise ConfigError(f"--mode {self.mode!r} is not one of: {', '.join(MODES)}")
         if self.method not in METHODS:
             raise ConfigError(f"--method {self.method!r} is not one of: {', '.join(METHODS)}")
+        if self.weight_type not in WEIGHT_TYPES:
+            raise ConfigError(f"--weight-type {self.weight_type!r} is not one of: {', '.join(WEIGHT_TYPES)}")
         if not 50.0 < self.percentile <= 100.0:
             raise ConfigError(f"--percentile must be in (50, 100], got {self.percentile}")
         if self.smooth is not None and not 0.0 <= self.smooth <= 1.0:
@@ -101,8 +108,15 @@ class QuantizeConfig(DictConfig):
 
     @property
     def seven_bit(self) -> bool:
-        """Whether weights are quantized to 7 bits: `reduce_range`, or by default when smoothing or per token."""
-        return self.reduce_range if self.reduce_range is not None else (self.smooth is not None or self.per_token)
+        """Whether weights are quantized to 7 bits: `reduce_range`, or by default when int8 weights meet
+    smoothing or per-token scales (both fill the ranges that saturate u8s8 pair sums)."""
+        if self.reduce_range is not None:
+            return self.reduce_range
+        return self.weight_type == "int8" and (self.smooth is not None or self.per_token)
+
+    @property
+    def unsigned_weights(self) -> bool:
+        return self.weight_type == "uint8"
 
     @property
     def budget(self) -> float | None:

@@ -104,8 +104,10 @@ def quantize_weights(
     per_channel: bool = True,
     reduce_range: bool = False,
     embeddings: bool = False,
+    unsigned: bool = False,
 ) -> onnx.ModelProto:
-    """ORT's weight quantization (int8, per output channel) of `proto`'s MatMul/Attention nodes,
+    """ORT's weight quantization (int8, or uint8 when `unsigned`; per output channel) of `proto`'s
+    MatMul/Attention nodes,
     except `keep_float`; activations are quantized per call (DynamicQuantizeLinear) until frozen."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -120,7 +122,7 @@ def quantize_weights(
                 op_types_to_quantize=ops,
                 per_channel=per_channel,
                 reduce_range=reduce_range,
-                weight_type=QuantType.QInt8,
+                weight_type=QuantType.QUInt8 if unsigned else QuantType.QInt8,
                 nodes_to_exclude=list(keep_float),
                 # Fused contrib ops have no type info ORT's quantizer can read (DESIGN: measured fix).
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

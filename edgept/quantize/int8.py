@@ -88,6 +88,7 @@ class Int8Plan:
             per_channel=c.per_channel,
             reduce_range=c.seven_bit,
             embeddings=c.embeddings,
+            unsigned=c.unsigned_weights,
         )
 
     def build(self, method: str, keep_float: Sequence[str] = ()) -> onnx.ModelProto:

@@ -59,20 +59,28 @@ def test_per_token_scales_rescue_narrow_rows_and_keep_the_integer_gemm():
     assert errors[True] < 0.02 and errors[True] < errors[False] / 3, errors
 
 
-def test_per_token_graph_computes_its_stated_formula():
+@pytest.mark.parametrize("weight_type", ["int8", "uint8"])
+def test_per_token_graph_computes_its_stated_formula(weight_type):
     """The ONNX wiring against numpy: s = max(rowmax / (255 - Z), c / Z), q = round(x / s) + Z,
-    y = s * ((q - Z) @ dequantized W); only rounding-order differences allowed. (With 8-bit weights
-    ORT's AVX2 u8s8 kernel saturates rows that use all 255 levels: 0.8% off here; hence 7-bit.)"""
+    y = s * ((q - Z) @ dequantized W); only rounding-order differences allowed. (With 8-bit int8
+    weights ORT's AVX2 u8s8 kernel saturates rows that use all 255 levels: 0.8% off here; hence
+    7-bit by default. uint8 weights run the u8u8 kernel, which does not saturate: 8-bit, exact.)"""
     proto = gelu_matmul_graph()
     rng = np.random.default_rng(3)
     cal = [tokens_of_many_widths(rng, 4, 10) for _ in range(2)]
-    plan = Int8Plan(proto, cal, QuantizeConfig(mode="int8-static", method="minmax", per_token=True))
+    config = QuantizeConfig(mode="int8-static", method="minmax", per_token=True, weight_type=weight_type)
+    assert config.seven_bit is (weight_type == "int8")
+    plan = Int8Plan(proto, cal, config)
     q = plan.build("minmax")
     fresh = tokens_of_many_widths(np.random.default_rng(4), 2, 5)
     h = graph.session(proto, outputs=["h"]).run(["h"], fresh)[0].astype(np.float64)
     inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
     gemm = next(n for n in q.graph.node if n.op_type == "MatMulIntegerToFloat")
-    w = (inits[gemm.input[1]].astype(np.float64) - inits[gemm.input[5]]) * inits[gemm.input[3]]
+    codes = inits[gemm.input[1]].astype(np.int64)
+    levels = codes.max(0) - codes.min(0)  # per output channel: 7-bit int8 spans [-64, 64], uint8 all 256 codes
+    assert (levels <= 128).all() if weight_type == "int8" else (levels == 255).all(), levels
+    w_int = codes - inits[gemm.input[5]]
+    w = w_int * inits[gemm.input[3]].astype(np.float64)
     stats = plan.stats["h"]
     z = graph.per_token_zero_point(stats.lo, stats.median_row_max)
     assert int(inits[gemm.input[4]]) == z and 0 < z < 255
