@@ -335,11 +335,15 @@ def quantize_per_token(proto: onnx.ModelProto, stats: Mapping[str, tuple[float, 
             name=node.name, domain="com.microsoft",
         ))
         nodes_out.append(helper.make_node("Mul", [f"{y}/per_token_gemm", scale], [y], name=f"{node.name}/per_token_rescale"))
+    if not prologue:
+        return proto
     # The static QuantizeLinear of an input only per-token GEMMs read is dead now, and so are its constants.
     read = {i for n in nodes_out for i in n.input} | {o.name for o in out.graph.output}
-    nodes_out = [n for n in nodes_out if n.op_type != "QuantizeLinear" or n.output[0] in read]
+    dead = [n for n in nodes_out if n.op_type == "QuantizeLinear" and n.output[0] not in read]
+    nodes_out = [n for n in nodes_out if all(n is not d for d in dead)]
     read = {i for n in nodes_out for i in n.input}
-    kept = [i for i in out.graph.initializer if i.name in read]
+    unused = {i for d in dead for i in d.input[1:]} - read
+    kept = [i for i in out.graph.initializer if i.name not in unused]
     del out.graph.node[:]
     out.graph.node.extend(nodes_out)
     del out.graph.initializer[:]

@@ -108,6 +108,8 @@ def test_per_token_on_a_tiny_bert_touches_only_the_ffn_down_projections(tmp_path
     rescaled = [n.name for n in proto.graph.node if n.name.endswith("/per_token_rescale")]
     assert len(rescaled) == 3 and all("ffn/down" in n for n in rescaled), rescaled
     assert out.passes[-1]["config"]["per_token"] is True
+    read = {i for n in proto.graph.node for i in n.input}
+    assert not [i.name for i in proto.graph.initializer if i.name not in read]  # no dead constants left behind
     feeds = token_feeds(seed=5, n=4, seq=9)
     cos = pooled_cosine(run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"], feeds["attention_mask"])
     assert cos.min() > 0.99, cos
@@ -138,3 +140,13 @@ def test_auto_tries_per_token_scales_before_keeping_nodes_in_float(tmp_path, tin
     down_in_float = [f for f in metrics["float_nodes"] if "ffn/down" in f["node"]]
     assert len(rescaled) + len(down_in_float) == (2 if chosen else len(down_in_float))
     assert chosen or not rescaled
+
+
+def test_a_graph_without_gelu_inputs_is_left_as_it_is():
+    from tests.unit.test_quantize_smooth import ln_matmul_graph
+
+    proto = ln_matmul_graph()
+    cal = [{"x": np.random.default_rng(0).normal(0, 1, (4, 10, 32)).astype(np.float32)}]
+    plain = Int8Plan(proto, cal, QuantizeConfig(mode="int8-static", reduce_range=True)).build("minmax")
+    per_token = Int8Plan(proto, cal, QuantizeConfig(mode="int8-static", per_token=True)).build("minmax")
+    assert per_token.SerializeToString() == plain.SerializeToString()
