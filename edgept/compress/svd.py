@@ -62,7 +62,8 @@ def rank_for_energy(sigma2: Tensor, fraction: float) -> int:
 def low_rank_factors(w: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor]:
     """`w` (out, in) ≈ b @ a with a (rank, in), b (out, rank): the truncated SVD, its singular
     values split evenly between the factors (balanced scales train better than U and S·Vᵀ).
-    Returns a, b and all squared singular values of `w`."""
+    Returns a, b (row-major, as a loaded checkpoint's are: LAPACK's column-major factors take
+    another GEMM path with other rounding) and all squared singular values of `w`."""
     u, s, vh = torch.linalg.svd(w.to(torch.float64), full_matrices=False)
     root = s[:rank].sqrt()
-    return root[:, None] * vh[:rank], u[:, :rank] * root, s.square()
+    return (root[:, None] * vh[:rank]).contiguous(), (u[:, :rank] * root).contiguous(), s.square()
