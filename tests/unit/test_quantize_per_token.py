@@ -10,7 +10,14 @@ from onnx import TensorProto, helper, numpy_helper
 from edgept.errors import ConfigError
 from edgept.quantize import QuantizeConfig, graph, quantize
 from edgept.quantize.int8 import Int8Plan
-from tests.unit.test_quantize import export_tiny, pooled_cosine, run, token_feeds, write_npz_set
+from tests.unit.test_quantize import (
+    export_tiny,
+    outlier_in_block1_ffn,
+    pooled_cosine,
+    run,
+    token_feeds,
+    write_npz_set,
+)
 
 
 def gelu_matmul_graph(ffn: int = 64, out: int = 24) -> onnx.ModelProto:
@@ -126,12 +133,15 @@ def test_per_token_defaults_to_seven_bit_weights():
     assert not QuantizeConfig(per_token=True, reduce_range=False).seven_bit
 
 
-@pytest.mark.parametrize(("min_cosine", "chosen"), [(0.5, False), (0.999999, True)])
+@pytest.mark.parametrize(("min_cosine", "chosen"), [(0.5, False), (0.99999, True)])
 def test_auto_tries_per_token_scales_before_keeping_nodes_in_float(tmp_path, tiny_bert_config, min_cosine, chosen):
     config = tiny_bert_config(task="feature-extraction", labels=(), vocab_size=23, num_layers=2)
-    bundle = export_tiny(tmp_path, config)
+    # A random tiny model's all-INT8 error is ~1e-8 (onnxruntime 1.32: below any useful budget);
+    # the planted outlier makes it 4e-5. Bias correction alone takes that to 2e-7, so it is off here.
+    bundle = export_tiny(tmp_path, config, plant=outlier_in_block1_ffn)
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
-    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="auto", min_cosine=min_cosine), calibration=cal)
+    config = QuantizeConfig(mode="auto", min_cosine=min_cosine, bias_correction=False)
+    out = quantize(bundle, tmp_path / "q.edgept", config, calibration=cal)
     metrics = out.passes[-1]["metrics"]
     assert metrics["per_token"]["chosen"] is chosen
     assert (metrics["per_token"]["all_int8_score"]["cosine"] >= min_cosine) is not chosen
