@@ -100,7 +100,12 @@ def _int8(
             for i, n in enumerate(kept)
         ]
     report["float_nodes"] = float_nodes
-    return plan.build(method, kept), report
+    if progress and config.bias_correction:
+        progress("correcting biases for the INT8 mean shift")
+    proto = plan.build(method, kept)
+    if config.bias_correction:
+        report["bias_correction"] = plan.corrections
+    return proto, report
 
 
 def quantize(

@@ -18,6 +18,17 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+Feeds = Mapping[str, np.ndarray]
+
+
+def real_rows(x: np.ndarray, feeds: Feeds) -> np.ndarray:
+    """The values of `x` at real tokens only: padding is masked out of the output, so its
+    activations must not widen the ranges."""
+    mask = feeds.get("attention_mask")
+    if mask is not None and x.ndim >= 2 and x.shape[:2] == mask.shape:
+        return x[mask.astype(bool)]
+    return x
+
 
 def _per_example(out: np.ndarray, feeds: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(pooled vectors (batch, d), the values that count for max |diff|)."""

@@ -14,23 +14,14 @@ import numpy as np
 import onnx
 
 from edgept.quantize import graph
-from edgept.quantize.compare import summarize
+from edgept.quantize.bias import channel_means, correct_bias, matmul_outputs
+from edgept.quantize.compare import Feeds, real_rows, summarize
 from edgept.quantize.config import QuantizeConfig
 from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_params
 
-Feeds = Mapping[str, np.ndarray]
 Progress = Callable[[str], None]
 # A candidate graph -> (within the budget?, the scores that decided it).
 Budget = Callable[[onnx.ModelProto], tuple[bool, dict[str, Any]]]
-
-
-def real_rows(x: np.ndarray, feeds: Feeds) -> np.ndarray:
-    """The values of `x` at real tokens only: padding is masked out of the output, so its
-    activations must not widen the ranges."""
-    mask = feeds.get("attention_mask")
-    if mask is not None and x.ndim >= 2 and x.shape[:2] == mask.shape:
-        return x[mask.astype(bool)]
-    return x
 
 
 def collect_stats(fused: onnx.ModelProto, tensors: Sequence[str], batches: Sequence[Feeds]) -> dict[str, TensorStats]:
@@ -73,6 +64,9 @@ class Int8Plan:
     refs: list[np.ndarray] = field(init=False)
     stats: dict[str, TensorStats] = field(init=False)
     nodes: list[str] = field(init=False)
+    # The last build's bias corrections (edgept.quantize.bias), and the fp32 means they aim at.
+    corrections: list[dict[str, Any]] = field(init=False, default_factory=list)
+    _fp32_means: dict[str, np.ndarray] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.refs = outputs(self.fused, self.batches)
@@ -91,12 +85,17 @@ class Int8Plan:
             unsigned=c.unsigned_weights,
         )
 
-    def build(self, method: str, keep_float: Sequence[str] = ()) -> onnx.ModelProto:
-        """The static INT8 graph with `method`'s ranges, `keep_float` nodes left in fp32."""
+    def build(self, method: str, keep_float: Sequence[str] = (), correct: bool = True) -> onnx.ModelProto:
+        """The static INT8 graph with `method`'s ranges, `keep_float` nodes left in fp32, and (with
+        `correct` and the config's `bias_correction`) its biases corrected on the calibration feeds."""
         params, ranges = activation_params(self.stats, method, self.config)
         proto = graph.fuse_integer_matmuls(graph.freeze_scales(self._weights(keep_float), params))
         if self.config.per_token:
             proto = graph.quantize_per_token(proto, {t: (lo, self.stats[t].median_row_max) for t, (lo, _) in ranges.items()})
+        if correct and self.config.bias_correction:
+            if self._fp32_means is None:
+                self._fp32_means = channel_means(self.fused, matmul_outputs(self.fused), self.batches)
+            proto, self.corrections = correct_bias(proto, self._fp32_means, self.batches)
         return proto
 
     def score(self, proto: onnx.ModelProto, limit: int | None = None) -> dict[str, float]:
@@ -114,7 +113,8 @@ class Int8Plan:
             if progress:
                 progress(f"sensitivity {node}")
             others = [n for n in self.nodes if n != node]
-            s = self.score(self.build(method, others), limit)
+            # Uncorrected: the ranking is of each node's own error, and a correction per trial costs a pass per node.
+            s = self.score(self.build(method, others, correct=False), limit)
             rows.append({"node": node, "error": 1.0 - s["cosine"], "max_abs_diff": s["max_abs_diff"]})
         return sorted(rows, key=lambda r: -r["error"])
 

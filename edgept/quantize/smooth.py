@@ -25,7 +25,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgept.quantize import graph
-from edgept.quantize.int8 import real_rows
+from edgept.quantize.compare import real_rows
 
 # Smoothing is applied where SmoothQuant applies it: to inputs a LayerNorm produces (QKV, FFN up).
 # Measured on MiniLM: smoothing the FFN down-projection's input (GELU output) makes that node's
