@@ -268,25 +268,28 @@ PER_TOKEN_PRODUCERS = ("Gelu", "BiasGelu", "FastGelu")
 
 
 def per_token_zero_point(low: float, median_row_max: float) -> int:
-    """The fixed uint8 zero point of a per-token quantized input whose values reach down to `low`:
-    the share of the 255 levels the negative side takes in a median row."""
+    """The fixed uint8 zero point of a per-token quantized input whose median row spans
+    [`low`, `median_row_max`]: the share of the 255 levels its negative side takes."""
     c = max(0.0, -low)
     return 0 if c == 0.0 else int(np.clip(np.ceil(255.0 * c / (c + max(median_row_max, 0.0))), 1, 254))
 
 
-def quantize_per_token(proto: onnx.ModelProto, stats: Mapping[str, tuple[float, float]]) -> onnx.ModelProto:
-    """Give each MatMulIntegerToFloat that reads a GELU output (through its QuantizeLinear) a per-token
-    (per row) activation scale computed at run time, keeping the integer GEMM: a row scale commutes
+def quantize_per_token(
+    proto: onnx.ModelProto, stats: Mapping[str, tuple[float, float]], every: bool = False
+) -> onnx.ModelProto:
+    """Give each MatMulIntegerToFloat that reads a GELU output (with `every`: any input) through its
+    QuantizeLinear a per-token (per row) activation scale computed at run time, keeping the integer GEMM: a row scale commutes
     with the product, `(diag(s) Q) W = diag(s) (Q W)`, so the GEMM takes scale 1 and its output rows
     are rescaled after.
 
-    `stats[x]` is (calibrated minimum, median row maximum) of input x. With c = -minimum (a GELU
-    output's is about -0.17) and Z = `per_token_zero_point` (the median row's share of negatives):
-        s = max(rowmax(x) / (255 - Z), c / Z);  q = uint8(round(x / s) + Z);  y = s * ((q - Z) W)
-    so a row as wide as the median or wider spends all 255 levels on its own range, a narrower row
-    keeps the median row's step, and the zero point stays one constant (ORT's integer GEMMs take a
-    scalar one). Cost: three elementwise passes over the input and one over the output, next to a
-    GEMM of F*H multiply-adds per row."""
+    `stats[x]` is (median row minimum, median row maximum) of input x. With Z =
+    `per_token_zero_point` (the median row's share of negatives: small for a GELU output, whose
+    minimum is about -0.17; about 128 for a LayerNorm output):
+        s = max(rowmax(x) / (255 - Z), -rowmin(x) / Z);  q = uint8(round(x / s) + Z);  y = s * ((q - Z) W)
+    so every row fits its own range on the side that binds, and the zero point stays one constant
+    (ORT's integer GEMMs take a scalar one). With Z = 0 (no negatives seen) negatives clip to 0.
+    Cost: four elementwise passes over the input and one over the output, next to a GEMM of F*H
+    multiply-adds per row."""
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     opset = next(o.version for o in out.opset_import if o.domain in ("", "ai.onnx"))
@@ -302,8 +305,11 @@ def quantize_per_token(proto: onnx.ModelProto, stats: Mapping[str, tuple[float, 
     nodes_out = []
     for node in out.graph.node:
         quant = made_by.get(node.input[0]) if node.op_type == "MatMulIntegerToFloat" else None
-        source = made_by.get(quant.input[0]) if quant is not None and quant.op_type == "QuantizeLinear" else None
-        if source is None or source.op_type not in PER_TOKEN_PRODUCERS:
+        if quant is None or quant.op_type != "QuantizeLinear":
+            nodes_out.append(node)
+            continue
+        source = made_by.get(quant.input[0])
+        if not every and (source is None or source.op_type not in PER_TOKEN_PRODUCERS):
             nodes_out.append(node)
             continue
         x = quant.input[0]
@@ -317,9 +323,17 @@ def quantize_per_token(proto: onnx.ModelProto, stats: Mapping[str, tuple[float, 
                 helper.make_node("ReduceMax", [x, *axes_input], [f"{x}/per_token_max"], keepdims=1, **axes),
                 helper.make_node("Mul", [f"{x}/per_token_max", const(f"{x}/per_token_levels", 1.0 / (255 - z))],
                                  [f"{x}/per_token_fit"]),
-                # A row narrower than the median keeps room for the negatives at the median row's step.
-                helper.make_node("Max", [f"{x}/per_token_fit", const(f"{x}/per_token_floor", max(-low, 0.0) / z if z else 1e-12)],
-                                 [scale]),
+            ]
+            fits = [f"{x}/per_token_fit", const(f"{x}/per_token_floor", 1e-12)]  # the floor: an all-zero row
+            if z:
+                steps += [
+                    helper.make_node("ReduceMin", [x, *axes_input], [f"{x}/per_token_min"], keepdims=1, **axes),
+                    helper.make_node("Mul", [f"{x}/per_token_min", const(f"{x}/per_token_negative_levels", -1.0 / z)],
+                                     [f"{x}/per_token_fit_negative"]),
+                ]
+                fits.append(f"{x}/per_token_fit_negative")
+            steps += [
+                helper.make_node("Max", fits, [scale]),
                 helper.make_node("Reciprocal", [scale], [f"{x}/per_token_inv"]),
                 helper.make_node("Mul", [x, f"{x}/per_token_inv"], [f"{x}/per_token_unit"]),
                 helper.make_node("QuantizeLinear", [f"{x}/per_token_unit", one, zp], [q]),

@@ -88,10 +88,13 @@ class Int8Plan:
     def build(self, method: str, keep_float: Sequence[str] = (), correct: bool = True) -> onnx.ModelProto:
         """The static INT8 graph with `method`'s ranges, `keep_float` nodes left in fp32, and (with
         `correct` and the config's `bias_correction`) its biases corrected on the calibration feeds."""
-        params, ranges = activation_params(self.stats, method, self.config)
+        params, _ = activation_params(self.stats, method, self.config)
         proto = graph.fuse_integer_matmuls(graph.freeze_scales(self._weights(keep_float), params))
         if self.config.per_token:
-            proto = graph.quantize_per_token(proto, {t: (lo, self.stats[t].median_row_max) for t, (lo, _) in ranges.items()})
+            # The median row's range sets the zero point; where the median row has no negatives but
+            # some row has, a tiny negative keeps Z at 1 so those rows scale to fit instead of clipping.
+            rows = {t: (min(s.median_row_min, -1e-12 if s.lo < 0 else 0.0), s.median_row_max) for t, s in self.stats.items()}
+            proto = graph.quantize_per_token(proto, rows, every=self.config.per_token_scope == "all")
         if correct and self.config.bias_correction:
             if self._fp32_means is None:
                 self._fp32_means = channel_means(self.fused, matmul_outputs(self.fused), self.batches)

@@ -25,18 +25,26 @@ class TensorStats:
     hi: float = -np.inf
     hist: np.ndarray | None = None
     row_max: list[np.ndarray] = field(default_factory=list)
+    row_min: list[np.ndarray] = field(default_factory=list)
 
     def observe_range(self, x: np.ndarray) -> None:
-        """Pass 1: widen [lo, hi] to cover `x`; keep each row's (token's) maximum."""
+        """Pass 1: widen [lo, hi] to cover `x`; keep each row's (token's) maximum and minimum."""
         if x.size:
             self.lo = min(self.lo, float(x.min()))
             self.hi = max(self.hi, float(x.max()))
-            self.row_max.append(x.reshape(-1, x.shape[-1]).max(1))
+            rows = x.reshape(-1, x.shape[-1])
+            self.row_max.append(rows.max(1))
+            self.row_min.append(rows.min(1))
 
     @property
     def median_row_max(self) -> float:
         """The median over rows of each row's maximum (what a per-token scale usually spans)."""
         return float(np.median(np.concatenate(self.row_max))) if self.row_max else 0.0
+
+    @property
+    def median_row_min(self) -> float:
+        """The median over rows of each row's minimum."""
+        return float(np.median(np.concatenate(self.row_min))) if self.row_min else 0.0
 
     @property
     def amax(self) -> float:
