@@ -47,6 +47,9 @@ TABLE = {
     # the same with 8-bit uint8 weights on ORT's u8u8 kernels (no AVX2 saturation, so no 7-bit)
     "edgept static, per-token, uint8 weights": QuantizeConfig(
         mode="int8-static", method="minmax", smooth=0.5, per_token=True, weight_type="uint8"),
+    # per-token scales on every GEMM outside the fused attention (attention output, FFN up and down)
+    "edgept static, per-token all": QuantizeConfig(
+        mode="int8-static", method="minmax", smooth=0.5, per_token=True, per_token_scope="all"),
     "edgept auto": QuantizeConfig(mode="auto", smooth=0.5),
     "fp16": QuantizeConfig(mode="fp16"),
 }
@@ -128,6 +131,24 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
     return built
 
 
+def test_flips(ref: Bundle, cand: Bundle, data: str) -> dict[str, float]:
+    """On the data's test split: the whole-logit cosine vs the fp32 bundle, and the examples whose
+    prediction changed, split into those fp32 had right (lost) and wrong (gained): a net accuracy
+    change of a few examples is the difference of two small counts, so both are shown."""
+    import numpy as np
+
+    from edgept.quantize.compare import tensor_cosine
+    from edgept.quantize.int8 import outputs
+    from edgept.quantize.task import load_task
+
+    task = load_task(data, ref, "test")
+    r = np.concatenate(outputs(onnx.load(str(ref.model_path)), task.batches))
+    q = np.concatenate(outputs(onnx.load(str(cand.model_path)), task.batches))
+    flipped, right = r.argmax(-1) != q.argmax(-1), r.argmax(-1) == task.targets
+    return {"test_cosine": tensor_cosine([r], [q]), "flips_lost": int((flipped & right).sum()),
+            "flips_gained": int((flipped & ~right).sum()), "margin_error_sd": float(np.std(np.diff(q - r, axis=-1)))}
+
+
 def measure_model(label: str, model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One model's rows: accuracy, agreement, size, and latency from one side-by-side bench."""
     from edgept.bench import BenchConfig, bench
@@ -152,6 +173,7 @@ def measure_model(label: str, model: str, args: argparse.Namespace) -> list[dict
             from edgept.eval import evaluate
 
             row["test_accuracy"] = evaluate(b.path, DataConfig(source=args.data), "test")["accuracy"]
+            row.update(test_flips(built["fp32"], b, args.data))
         row.update({f"agree_{k}": v for k, v in agreement(built["fp32"], b, args.holdout).items()})
         q = b.passes[-1]["metrics"] if b.passes[-1]["pass"] == "quantize" else {}
         row["float_nodes"] = [f["node"] for f in q.get("float_nodes", []) if "always fp32" not in f["reason"]]
@@ -163,14 +185,16 @@ def measure_model(label: str, model: str, args: argparse.Namespace) -> list[dict
 
 
 def markdown(rows: list[dict[str, Any]], command: str, method: dict[str, Any]) -> str:
-    head = ("| model | variant | test acc | cosine (min per example) | argmax agree | MiB | b1 ms | × anchor | b8 ms | × anchor | in float |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    head = ("| model | variant | test acc | flips lost/gained (test) | test cosine | held-out cosine (min per example) | argmax agree | MiB "
+            "| b1 ms | × anchor | b8 ms | × anchor | in float |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         acc = f"{100 * r['test_accuracy']:.2f}" if "test_accuracy" in r else "–"
         agree = f"{r['agree_argmax_agreement']:.4f}" if "agree_argmax_agreement" in r else "–"
+        flips = f"{r['flips_lost']}/{r['flips_gained']}" if "flips_lost" in r else "–"
+        test_cos = f"{r['test_cosine']:.5f}" if "test_cosine" in r else "–"
         lines.append(
-            f"| {r['model']} | {r['variant']} | {acc} | {r['agree_cosine']:.5f} ({r['agree_cosine_min']:.4f}) | {agree} "
+            f"| {r['model']} | {r['variant']} | {acc} | {flips} | {test_cos} | {r['agree_cosine']:.5f} ({r['agree_cosine_min']:.4f}) | {agree} "
             f"| {r['bytes'] / 2**20:.1f} | {r['b1_ms']:.1f} | {r['b1_vs_anchor']:.2f} | {r['b8_ms']:.1f} | {r['b8_vs_anchor']:.2f} "
             f"| {len(r['float_nodes'])} |")
     cpu = (f"{method.get('cpu')} ({method.get('logical_cpus')} logical CPUs), {method.get('threads')} threads, "
@@ -179,7 +203,9 @@ def markdown(rows: list[dict[str, Any]], command: str, method: dict[str, Any]) -
             f"Latency: p50 of {method['runs']} interleaved runs per shape ({method['timed']}); × anchor = anchor p50 / variant p50, "
             "from the same run. Cosine: of the primary output vs the fp32 bundle on the held-out set: of the whole logit tensor for "
             "classifiers (a 2-class logit row's own cosine is +-1 by its sign, see edgept/quantize/compare.py), the mean "
-            "per-example cosine for embeddings; in brackets the worst single example.\n\n"
+            "per-example cosine for embeddings; in brackets the worst single example. Test cosine: the same whole-logit cosine on "
+            "the test split. Flips: test examples whose prediction differs from fp32's, that fp32 had right (lost) or wrong "
+            "(gained); test accuracy moves by (gained - lost) / examples.\n\n"
             + head + "\n".join(lines) + "\n")
 
 
