@@ -61,5 +61,9 @@ def quantize_cmd(
         t = metrics["task"]
         out.print(f"  {t['split']} accuracy on {t['data']}: {100 * t['accuracy']:.2f} vs fp32 {100 * t['fp32_accuracy']:.2f} "
                   f"({t['drop_points']:+.2f} points lost)")
+    corrected = [r for r in metrics.get("bias_correction") or [] if "mean_abs_shift" in r]
+    if corrected:
+        worst = max(r["max_abs_shift"] for r in corrected)
+        out.print(f"  bias correction: {len(corrected)} biases moved by the INT8 mean shift (largest {worst:.3g})")
     for row in metrics["float_nodes"]:
         out.print(f"  kept in float: {row['node']} ({row['reason']})")

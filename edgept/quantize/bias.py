@@ -18,7 +18,7 @@ corrected graph runs exactly as fast; a shared bias (ALBERT) is copied for the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,6 @@ def correct_bias(
     quantized: onnx.ModelProto,
     fp32_means: Mapping[str, np.ndarray],
     batches: Sequence[Feeds],
-    progress: Callable[[str], None] | None = None,
 ) -> tuple[onnx.ModelProto, list[dict[str, Any]]]:
     """`quantized` with each quantized MatMul's mean output shift on `batches` folded into the bias it
     meets next, and a report row per corrected tensor. `fp32_means` holds the fp32 graph's
@@ -63,9 +62,7 @@ def correct_bias(
     out.CopyFrom(quantized)
     targets = [n.output[0] for n in out.graph.node if n.output[0] in fp32_means and n.op_type != "MatMul"]
     report = []
-    for i, tensor in enumerate(targets):
-        if progress:
-            progress(f"bias correction {i + 1}/{len(targets)}: {tensor}")
+    for tensor in targets:
         bias = _downstream_bias(out, tensor)
         if bias is None:
             report.append({"tensor": tensor, "bias": None, "reason": "no bias vector follows it"})

@@ -22,14 +22,26 @@ def test_calibration_make_then_quantize(monkeypatch, capsys, tmp_path, tiny_bert
                             "--mode", "int8-static", "--method", "entropy", "--calibration", tmp_path / "cal")
     assert code == 0, err
     assert "cosine" in out and "per example: mean" in " ".join(out.split())
+    assert "bias correction:" in out
     manifest = json.loads((tmp_path / "q.edgept" / "manifest.json").read_text())
     assert manifest["passes"][-1]["config"]["method"] == "entropy"
+    assert manifest["passes"][-1]["config"]["bias_correction"] is True and manifest["passes"][-1]["metrics"]["bias_correction"]
+    code, out, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q2.edgept", "--mode",
+                            "int8-static", "--calibration", tmp_path / "cal", "--per-token", "--per-token-scope", "all",
+                            "--no-bias-correction")  # fmt: skip
+    assert code == 0, err
+    assert "bias correction:" not in out
+    passed = json.loads((tmp_path / "q2.edgept" / "manifest.json").read_text())["passes"][-1]
+    assert passed["config"]["per_token_scope"] == "all" and "bias_correction" not in passed["metrics"]
 
 
 def test_quantize_cli_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir):
     code, _, err = edgept(monkeypatch, capsys, "export", tiny_bert_dir, "-o", tmp_path / "m.edgept")
     code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q", "--mode", "int4")
     assert_one_line_error(code, err, "int8-dynamic, int8-static, fp16, auto")
+    code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q", "--per-token",
+                          "--per-token-scope", "attention")
+    assert_one_line_error(code, err, "ffn-down, all")
     code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q",
                           "--calibration", tmp_path / "nope")
     assert_one_line_error(code, err, "not a directory")
