@@ -95,8 +95,10 @@ def _worker(rank: int, size: int, port: int, objective: Objective, *args: Any) -
     world = D.init(rank, size, port)
     try:
         _Run(objective, train, config, out, collate, evaluate, progress, source, world).run(resume)
-    finally:
+    except BaseException:
         D.shutdown(world)
+        raise
+    D.shutdown(world, synchronize=True)
 
 
 def _result_from_log(path: Path) -> FitResult:
