@@ -30,8 +30,11 @@ from edgept.quantize.compare import Feeds, real_rows
 
 
 def matmul_outputs(proto: onnx.ModelProto) -> list[str]:
-    """The output tensors of `proto`'s MatMul nodes: what bias correction compares, by name."""
-    return [n.output[0] for n in proto.graph.node if n.op_type == "MatMul"]
+    """The output tensors of `proto`'s MatMul nodes with a weight (initializer) operand: what bias
+    correction compares, by name. Activation products (unfused attention's Q K^T, whose last axis
+    is the sequence) have no per-channel bias to correct."""
+    inits = {i.name for i in proto.graph.initializer}
+    return [n.output[0] for n in proto.graph.node if n.op_type == "MatMul" and len(n.input) > 1 and n.input[1] in inits]
 
 
 def channel_means(proto: onnx.ModelProto, tensors: Sequence[str], batches: Sequence[Feeds]) -> dict[str, np.ndarray]:

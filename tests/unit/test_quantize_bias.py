@@ -115,3 +115,15 @@ def test_correct_bias_leaves_a_graph_without_quantized_matmuls_alone():
     cal = [off_centre(1, 4, 5)]
     out, report = correct_bias(proto, channel_means(proto, matmul_outputs(proto), cal), cal)
     assert report == [] and out.SerializeToString() == proto.SerializeToString()
+
+
+def test_activation_products_are_not_corrected():
+    """An unfused attention's scores, x x^T, have the sequence as last axis: no bias, not a target."""
+    proto = _model([helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1], name="t"),
+                    helper.make_node("MatMul", ["x", "xt"], ["scores"], name="qk"),
+                    helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+                   {"w": np.eye(D)}, ["y"])  # fmt: skip
+    proto.graph.output.append(helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["b", "s", "s"]))
+    assert matmul_outputs(proto) == ["y"]
+    batches = [off_centre(1, 2, 5), off_centre(2, 2, 7)]  # two sequence lengths
+    assert channel_means(proto, matmul_outputs(proto), batches)["y"].shape == (D,)
