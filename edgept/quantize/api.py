@@ -21,7 +21,7 @@ from edgept.onnxutil import dedupe_initializers
 from edgept.quantize import graph
 from edgept.quantize.calibration import CalibrationSet, load_calibration
 from edgept.quantize.compare import summarize
-from edgept.quantize.config import QuantizeConfig
+from edgept.quantize.config import SMOOTH_GRID, QuantizeConfig
 from edgept.quantize.int8 import Budget, Int8Plan, outputs
 from edgept.quantize.smooth import smooth
 from edgept.quantize.task import TaskSet, load_task
@@ -105,7 +105,34 @@ def _int8(
     proto = plan.build(method, kept)
     if config.bias_correction:
         report["bias_correction"] = plan.corrections
+    if config.gptq:
+        report["gptq"] = plan.rounding
     return proto, report
+
+
+def _search_alpha(
+    fused: onnx.ModelProto, cal: CalibrationSet, config: QuantizeConfig, task: TaskSet | None,
+    progress: Callable[[str], None] | None,
+) -> tuple[Int8Plan, dict[str, Any]]:
+    """`smooth="auto"`: the plan (smoothed graph, ranges, GPTQ weights) of the SMOOTH_GRID alpha whose
+    all-INT8 graph (config.method, biases corrected) has the best output cosine against fp32 on the
+    dev split of `task` when given, else on the calibration set; and the smoothing report with every
+    alpha's score."""
+    judge = list(task.batches) if task is not None else list(cal.batches)
+    best: tuple[float, Int8Plan, dict[str, Any]] | None = None
+    scores = []
+    for alpha in SMOOTH_GRID:
+        if progress:
+            progress(f"smoothing alpha {alpha}: calibrating and scoring the all-INT8 graph")
+        smoothed, report = smooth(fused, cal.batches, alpha, skip=config.keep_float)
+        plan = Int8Plan(smoothed, cal.batches, config)
+        cosine = accuracy(fused, plan.build(config.method), judge)["cosine"]
+        scores.append({"alpha": alpha, "cosine": cosine})
+        if best is None or cosine > best[0]:
+            best = (cosine, plan, report)
+    assert best is not None
+    judged = f"{task.data} {task.split} split" if task is not None else "calibration set"
+    return best[1], {**best[2], "search": {"judge": judged, "method": config.method, "scores": scores}}
 
 
 def quantize(
@@ -167,13 +194,17 @@ def quantize(
                   "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]}
     else:
         smoothing = None
-        if config.smooth is not None:
+        if config.smooth == "auto":
+            plan, smoothing = _search_alpha(fused, cal, config, task, progress)
+        else:
+            if config.smooth is not None:
+                if progress:
+                    progress(f"smoothing activation outliers into the weights (alpha {config.smooth})")
+                fused, smoothing = smooth(fused, cal.batches, config.smooth, skip=config.keep_float)
             if progress:
-                progress(f"smoothing activation outliers into the weights (alpha {config.smooth})")
-            fused, smoothing = smooth(fused, cal.batches, config.smooth, skip=config.keep_float)
-        if progress:
-            progress("calibrating activation ranges")
-        proto, report = _int8(Int8Plan(fused, cal.batches, config), config, task, progress)
+                progress("calibrating activation ranges" + (" and rounding weights by GPTQ" if config.gptq else ""))
+            plan = Int8Plan(fused, cal.batches, config)
+        proto, report = _int8(plan, config, task, progress)
         report["smoothing"] = smoothing
     # Fusion gives each layer its own QKV matrix and ORT its own int8 copy of every use of a shared
     # weight; identical copies (same weights -> same scales) collapse back into one (ALBERT).

@@ -17,6 +17,7 @@ from edgept.quantize import graph
 from edgept.quantize.bias import channel_means, correct_bias, matmul_outputs
 from edgept.quantize.compare import Feeds, real_rows, summarize
 from edgept.quantize.config import QuantizeConfig
+from edgept.quantize.gptq import apply_gptq, gram_matrices
 from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_params
 
 Progress = Callable[[str], None]
@@ -67,6 +68,11 @@ class Int8Plan:
     # The last build's bias corrections (edgept.quantize.bias), and the fp32 means they aim at.
     corrections: list[dict[str, Any]] = field(init=False, default_factory=list)
     _fp32_means: dict[str, np.ndarray] | None = field(init=False, default=None)
+    # GPTQ (config.gptq): each weight's calibration Gram matrix, its integers once rounded (every
+    # build of the plan reuses them), and the last build's report row per weight.
+    _grams: dict[str, np.ndarray] = field(init=False, default_factory=dict)
+    _rounded: dict[tuple[Any, ...], Any] = field(init=False, default_factory=dict)
+    rounding: list[dict[str, Any]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self.refs = outputs(self.fused, self.batches)
@@ -76,7 +82,7 @@ class Int8Plan:
 
     def _weights(self, keep_float: Sequence[str]) -> onnx.ModelProto:
         c = self.config
-        return graph.quantize_weights(
+        proto = graph.quantize_weights(
             self.fused,
             keep_float=[*c.keep_float, *keep_float],
             per_channel=c.per_channel,
@@ -84,6 +90,12 @@ class Int8Plan:
             embeddings=c.embeddings,
             unsigned=c.unsigned_weights,
         )
+        if not c.gptq:
+            return proto
+        if not self._grams:
+            self._grams = gram_matrices(self.fused, [n for n in self.nodes if n not in c.keep_float], self.batches)
+        proto, self.rounding = apply_gptq(proto, self.fused, self._grams, c.seven_bit, self._rounded)
+        return proto
 
     def build(self, method: str, keep_float: Sequence[str] = (), correct: bool = True) -> onnx.ModelProto:
         """The static INT8 graph with `method`'s ranges, `keep_float` nodes left in fp32, and (with

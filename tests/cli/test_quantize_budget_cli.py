@@ -46,3 +46,35 @@ def test_max_drop_without_data_or_on_an_encoder_is_one_line(monkeypatch, capsys,
     code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q",
                           "--mode", "fp16", "--max-drop", "0.5", "--calibration", tmp_path / "cal")
     assert_one_line_error(code, err, "--per-token need --mode int8-static or auto")
+
+
+def test_smooth_auto_picks_the_grid_alpha_closest_to_fp32_on_the_dev_split(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    from edgept.quantize.config import SMOOTH_GRID
+
+    data = _reviews(tmp_path)
+    edgept(monkeypatch, capsys, "calibration", "make", "--data", data, "-n", "32", "-o", tmp_path / "cal")
+    edgept(monkeypatch, capsys, "export", tiny_bert_dir, "-o", tmp_path / "m.edgept")
+    runs = {}
+    for rounding in ("--gptq", "--round-to-nearest"):
+        code, out, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / f"q{rounding}.edgept",
+                                "--mode", "int8-static", "--smooth", "auto", "--data", data, "--calibration", tmp_path / "cal",
+                                rounding)  # fmt: skip
+        assert code == 0, err
+        runs[rounding] = out, json.loads((tmp_path / f"q{rounding}.edgept" / "manifest.json").read_text())["passes"][-1]["metrics"]
+    out, metrics = runs["--gptq"]
+    search = metrics["smoothing"]["search"]
+    scores = {s["alpha"]: s["cosine"] for s in search["scores"]}
+    assert tuple(scores) == SMOOTH_GRID and search["judge"].endswith("dev split")
+    assert metrics["smoothing"]["alpha"] == max(scores, key=scores.get)
+    assert f"smoothing alpha {metrics['smoothing']['alpha']:g}, chosen by output cosine on the" in out
+    assert metrics["gptq"] and "GPTQ rounding:" in out
+    out, metrics = runs["--round-to-nearest"]
+    assert "gptq" not in metrics and "GPTQ" not in out
+
+
+def test_a_bad_smooth_value_is_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    edgept(monkeypatch, capsys, "export", tiny_bert_dir, "-o", tmp_path / "m.edgept")
+    for bad, match in (("strong", "or auto, got 'strong'"), ("1.5", "got 1.5")):
+        code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q", "--mode", "int8-static",
+                              "--smooth", bad)  # fmt: skip
+        assert_one_line_error(code, err, match)

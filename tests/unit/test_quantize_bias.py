@@ -44,7 +44,8 @@ def test_correction_zeroes_the_mean_shift_and_halves_the_error_on_fresh_inputs_a
     cal = [off_centre(1, 8, 10) for _ in range(4)]
     fresh = off_centre(2, 5, 7)  # new seed and shape
     ref = graph.session(proto).run(None, fresh)[0]
-    config = QuantizeConfig(mode="int8-static", method="minmax", per_channel=False)
+    # Round-to-nearest weights: GPTQ on these off-centre inputs already removes most of the shift.
+    config = QuantizeConfig(mode="int8-static", method="minmax", per_channel=False, gptq=False)
     plain = Int8Plan(proto, cal, config.replace(bias_correction=False)).build("minmax")
     plan = Int8Plan(proto, cal, config)
     corrected = plan.build("minmax")

@@ -85,8 +85,8 @@ def test_per_token_graph_computes_its_stated_formula(weight_type):
     inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
     gemm = next(n for n in q.graph.node if n.op_type == "MatMulIntegerToFloat")
     codes = inits[gemm.input[1]].astype(np.int64)
-    levels = codes.max(0) - codes.min(0)  # per output channel: 7-bit int8 spans [-64, 64], uint8 all 256 codes
-    assert (levels <= 128).all() if weight_type == "int8" else (levels == 255).all(), levels
+    levels = codes.max(0) - codes.min(0)  # per output channel: 7-bit int8 spans [-64, 64], uint8 more than 7 bits (GPTQ may leave an end code unused)
+    assert (levels <= 128).all() if weight_type == "int8" else (levels > 128).all(), levels
     w_int = codes - inits[gemm.input[5]]
     w = w_int * inits[gemm.input[3]].astype(np.float64)
     stats = plan.stats["h"]
@@ -174,7 +174,8 @@ def test_scope_all_scales_any_gemm_input_per_token_with_a_symmetric_zero_point()
     ref = graph.session(proto).run(None, fresh)[0]
     errors = {}
     for scope in ("ffn-down", "all"):
-        config = QuantizeConfig(mode="int8-static", method="minmax", per_token=True, per_token_scope=scope, bias_correction=False)
+        # Nearest rounding: GPTQ minimises the summed error, which the wide rows dominate, not this per-row one.
+        config = QuantizeConfig(mode="int8-static", method="minmax", per_token=True, per_token_scope=scope, bias_correction=False, gptq=False)
         q = Int8Plan(proto, cal, config).build("minmax")
         assert len([n for n in q.graph.node if n.name.endswith("/per_token_rescale")]) == (scope == "all")
         errors[scope] = _relative_rows_error(graph.session(q).run(None, fresh)[0], ref)
