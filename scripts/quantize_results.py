@@ -50,11 +50,17 @@ TABLE = {
     # per-token scales on every GEMM outside the fused attention (attention output, FFN up and down)
     "edgept static, per-token all": QuantizeConfig(
         mode="int8-static", method="minmax", smooth=0.5, per_token=True, per_token_scope="all"),
+    # the same with the smoothing alpha chosen per model from SMOOTH_GRID on --data's dev split
+    "edgept static, per-token all, smooth auto": QuantizeConfig(
+        mode="int8-static", method="minmax", smooth="auto", per_token=True, per_token_scope="all"),
     "edgept auto": QuantizeConfig(mode="auto", smooth=0.5),
     "fp16": QuantizeConfig(mode="fp16"),
 }
 METHODS = {  # the per-method comparison lives in scripts/benchmarks/quantize_methods.py; these are its extremes
     "static minmax, no smoothing": QuantizeConfig(mode="int8-static", method="minmax"),
+    # what GPTQ (on in every static row above) buys: the per-token-all row with nearest rounding
+    "edgept static, per-token all, nearest rounding": QuantizeConfig(
+        mode="int8-static", method="minmax", smooth=0.5, per_token=True, per_token_scope="all", gptq=False),
 }
 ANCHOR = "ORT dynamic per-channel"
 
@@ -104,7 +110,8 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
     """Every bundle of one model's rows, built (or rebuilt) under `work`."""
     built = {"fp32": src, ANCHOR: anchor_bundle(src, work / "anchor.edgept")}
     configs = dict(TABLE)
-    if src.task and src.task.endswith("classification") and args.data:
+    scored = bool(src.task and src.task.endswith("classification") and args.data)
+    if scored:
         configs["edgept auto"] = configs["edgept auto"].replace(max_drop=args.max_drop)
     if args.methods:
         configs.update(METHODS)
@@ -114,7 +121,7 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
             built[name] = Bundle.open(dest)
             continue
         print(f"[{src.path.name}] {name} ...", flush=True)
-        extra = {"data": args.data} if config.max_drop is not None else {}
+        extra = {"data": args.data} if scored and (config.max_drop is not None or config.smooth == "auto") else {}
         built[name] = quantize(src, dest, config, calibration=args.calibration, holdout=args.holdout, overwrite=True, **extra)
     if qat_dir is not None:
         built.update(qat_variants(qat_dir, args, work))
