@@ -16,7 +16,7 @@ argmax agreement, model.onnx size, latency p50 at b1/s128 and b8/s128 from one i
 smoothing, a mixed plan) to the same run. `--qat NAME=DIR` adds, for model NAME, the output of
 `edgept qat` (DIR): its own Q/DQ bundle, and its fine-tuned weights through `edgept quantize
 --mode int8-static --method minmax` (the grid QAT trained on: minmax uint8 activations, 8-bit
-per-channel weights, no smoothing) so they run on the fused integer kernels; both are compared
+per-channel weights rounded to nearest, no smoothing) so they run on the fused integer kernels; both are compared
 with the ORIGINAL model's fp32 bundle. `--compile TARGET` adds each model compiled for a CPU
 target (e.g. cpu-x86_64-vnni) to the same run.
 """
@@ -101,7 +101,8 @@ def qat_variants(qat_dir: Path, args: argparse.Namespace, work: Path) -> dict[st
     from edgept.export import export
 
     weights = export(qat_dir / "model", work / "qat-fp32.edgept", overwrite=True)
-    static = quantize(weights, work / "qat-static.edgept", QuantizeConfig(mode="int8-static", method="minmax"),
+    # Nearest rounding: QAT fitted its weights to that grid, GPTQ would move them off it.
+    static = quantize(weights, work / "qat-static.edgept", QuantizeConfig(mode="int8-static", method="minmax", gptq=False),
                       calibration=args.calibration, holdout=args.holdout, overwrite=True)
     return {"edgept QAT, Q/DQ": Bundle.open(qat_dir / "model.edgept"), "edgept QAT, static": static}
 
