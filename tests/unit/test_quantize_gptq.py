@@ -10,7 +10,15 @@ from onnx import TensorProto, helper, numpy_helper
 from edgept.quantize import QuantizeConfig, graph, quantize
 from edgept.quantize.gptq import gptq_round
 from edgept.quantize.int8 import Int8Plan
-from tests.unit.test_quantize import VOCAB, distinct, export_tiny, shared_config, token_feeds, weight_storage, write_npz_set
+from tests.unit.test_quantize import (
+    VOCAB,
+    distinct,
+    export_tiny,
+    shared_config,
+    token_feeds,
+    weight_storage,
+    write_npz_set,
+)
 
 IN, OUT = 64, 48
 
