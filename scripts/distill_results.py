@@ -61,7 +61,8 @@ TEXT_PLANS = (
     Plan("rt-3x384", {"num_layers": 3}, (1500, 3000), (1e-4, 1e-4), augment=20, polish=((2500, 5e-5),)),
     Plan("rt-2x384", {"num_layers": 2}, (200, 3000), (1e-4, 1e-4), augment=20),
 )
-VIT_PLANS = (Plan("fmnist-3x128", {"num_layers": 3}, (300, 300), (1e-3, 5e-4)),)
+# fmnist-3x128: 300 prediction steps kept 96.9% of the teacher's test accuracy, 1500 keep 98.7%.
+VIT_PLANS = (Plan("fmnist-3x128", {"num_layers": 3}, (300, 1500), (1e-3, 5e-4)),)
 # 28x28 grayscale seen natively (patch 7: 16 patches + [CLS]); about 10 CPU-minutes to train.
 VIT_TEACHER = {"hidden_size": 128, "num_layers": 6, "num_heads": 4, "intermediate_size": 512, "image_size": 28,
                "patch_size": 7, "num_channels": 1, "hidden_dropout": 0.0, "attention_dropout": 0.0}  # fmt: skip
