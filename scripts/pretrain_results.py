@@ -26,10 +26,10 @@ from pathlib import Path
 # 300 MLM steps at lr 5e-4 on Austen alone left held-out perplexity at 381 and a 200-step
 # fine-tune of either arm near chance; 1500 steps at 1e-3 with rt-polarity's train texts reached
 # 310 and fine-tuned 2.9 points below random init. 8000 steps leave the plateau near 300 (a
-# unigram model: 615; perplexity 295 at step 4000, 76 at 8000; 78 min on one thread) and still
-# fine-tune below random init. A 10000-step schedule at 1e-3 or 4e-4 (to step 6000 and 5000) or
-# batch 16 (to step 7000) had not left it; sinusoidal positions gained nothing by step 1500
-# (docs/pretrain.md). MAE's 2000 steps already help.
+# unigram model: 615; perplexity 295 at step 4000, 76 at 8000; 78 min on one thread beside other
+# jobs) and still fine-tune below random init. A 10000-step schedule at 1e-3 or 4e-4 (to step
+# 6000 and 5000) or batch 16 (to step 7000) had not left it; sinusoidal positions broke no
+# earlier by step 1500 (docs/pretrain.md). MAE's 2000 steps already help.
 BERT_CORPUS = ("austen", "rt-polarity")  # rt-polarity: its train-split texts only (edgept.data.corpus)
 BERT_PRE = dict(lr=1e-3, max_steps=8000, batch_size=32, eval_every=1000, warmup=0.06)
 BERT_FT = dict(lr=2e-4, epochs=2.0, batch_size=32, warmup=0.1)
