@@ -16,6 +16,7 @@ from edgept.cli.train_options import (
     MAX_LENGTH,
     MAX_STEPS,
     NPROC,
+    PRECISION,
     QUIET,
     RESUME,
     TEXT_COLUMN,
@@ -53,6 +54,7 @@ def distill_cmd(
     max_length: int = MAX_LENGTH,
     seed: int = typer.Option(0, help="Seed for the student's init, shuffling, dropout and augmentation."),
     nproc: int = NPROC,
+    precision: str = PRECISION,
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
@@ -71,7 +73,7 @@ def distill_cmd(
         temperature=temperature, hard_weight=hard_weight, max_length=max_length,
         augment=AugmentConfig(copies=augment, seed=seed) if augment else None,
     )  # fmt: skip
-    train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc)
+    train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc, precision=precision)
     data_config = DataConfig(source=data, text_column=text_column, label_column=label_column) if data else None
     m = distill(
         teacher, output, config, train, data=data_config, corpus=corpus or (), resume=resume, progress=not quiet,

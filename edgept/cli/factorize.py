@@ -17,6 +17,7 @@ from edgept.cli.train_options import (
     MAX_LENGTH,
     MAX_STEPS,
     NPROC,
+    PRECISION,
     QUIET,
     RESUME,
     TEXT_COLUMN,
@@ -66,6 +67,7 @@ def factorize_cmd(
     max_length: int = MAX_LENGTH,
     seed: int = typer.Option(0, help="Seed for --recover's shuffling and dropout (the factorization itself is deterministic)."),
     nproc: int = NPROC,
+    precision: str = PRECISION,
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
@@ -92,7 +94,7 @@ def factorize_cmd(
         from edgept.data import DataConfig
         from edgept.train import TrainConfig
 
-        train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc)
+        train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc, precision=precision)
         data_config = DataConfig(source=data, text_column=text_column, label_column=label_column)
         m = factorize_and_recover(
             source, output, config, train, data=data_config, max_length=max_length,

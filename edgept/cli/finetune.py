@@ -16,6 +16,7 @@ from edgept.cli.train_options import (
     MAX_LENGTH,
     MAX_STEPS,
     NPROC,
+    PRECISION,
     QUIET,
     RESUME,
     TEXT_COLUMN,
@@ -44,6 +45,7 @@ def finetune_cmd(
     patience: int = typer.Option(None, help="Stop after this many evaluations without a better dev accuracy."),
     seed: int = typer.Option(0, help="Seed for the head's init, shuffling and dropout: the same seed gives the same model."),
     nproc: int = NPROC,
+    precision: str = PRECISION,
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
@@ -55,7 +57,7 @@ def finetune_cmd(
     data_config = DataConfig(source=data, text_column=text_column, label_column=label_column)
     config = TrainConfig(
         lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, eval_every=eval_every,
-        save_every=save_every, patience=patience, seed=seed, nproc=nproc,
+        save_every=save_every, patience=patience, seed=seed, nproc=nproc, precision=precision,
     )  # fmt: skip
     m = finetune(model, data_config, output, config, max_length=max_length, resume=resume, progress=not quiet)
     out.print(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from edgept.cli.console import out
-from edgept.cli.train_options import BATCH_SIZE, EPOCHS, MAX_STEPS, NPROC, QUIET, RESUME, WARMUP
+from edgept.cli.train_options import BATCH_SIZE, EPOCHS, MAX_STEPS, NPROC, PRECISION, QUIET, RESUME, WARMUP
 
 app = typer.Typer(
     name="pretrain",
@@ -59,6 +59,7 @@ def bert_cmd(
     save_every: int = SAVE_EVERY,
     seed: int = SEED,
     nproc: int = NPROC,
+    precision: str = PRECISION,
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
@@ -74,7 +75,7 @@ def bert_cmd(
     )  # fmt: skip
     train = TrainConfig(
         lr=lr, warmup=warmup, weight_decay=weight_decay, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-        eval_every=eval_every, save_every=save_every, seed=seed, nproc=nproc,
+        eval_every=eval_every, save_every=save_every, seed=seed, nproc=nproc, precision=precision,
     )  # fmt: skip
     m = pretrain_bert(corpus, output, config, train, tokenizer=tokenizer, resume=resume, progress=not quiet)
     curve = m["held_out_perplexity"]
@@ -111,6 +112,7 @@ def vit_cmd(
     save_every: int = SAVE_EVERY,
     seed: int = SEED,
     nproc: int = NPROC,
+    precision: str = PRECISION,
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
@@ -125,7 +127,7 @@ def vit_cmd(
     )  # fmt: skip
     train = TrainConfig(
         lr=lr, warmup=warmup, weight_decay=weight_decay, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-        eval_every=eval_every, save_every=save_every, seed=seed, nproc=nproc,
+        eval_every=eval_every, save_every=save_every, seed=seed, nproc=nproc, precision=precision,
     )  # fmt: skip
     m = pretrain_vit(data, output, config, train, resume=resume, progress=not quiet)
     result = (

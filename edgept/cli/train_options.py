@@ -15,5 +15,8 @@ WARMUP = typer.Option(0.1, help="Warm-up as a fraction of all steps.")
 BATCH_SIZE = typer.Option(32, "--batch-size", help="Global batch size (split across --nproc processes).")
 MAX_LENGTH = typer.Option(128, "--max-length", help="Truncate texts to this many tokens.")
 NPROC = typer.Option(1, help="Data-parallel processes (gloo on CPU, NCCL on GPU); or launch under torchrun.")
+PRECISION = typer.Option(
+    "fp32", help="fp32, or bf16: the training forward pass under bfloat16 autocast (faster on GPUs and on CPUs with AVX512-BF16 or AMX; weights and evaluation stay fp32)."
+)
 RESUME = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --output.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -177,8 +178,10 @@ class _Run:
                 self.out.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.out / LOG_FILE, "")
             return
-        if state["config"] != self.config.to_dict():
-            changed = sorted(k for k, v in self.config.to_dict().items() if state["config"].get(k) != v)
+        # A checkpoint from before a setting existed ran with that setting's default.
+        saved = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | state["config"]
+        if saved != self.config.to_dict():
+            changed = sorted(k for k, v in self.config.to_dict().items() if saved.get(k) != v)
             raise ConfigError(
                 f"--resume continues the run in {self.out} with its own settings, but {', '.join(changed)} differ; "
                 "use the original settings or start a new output directory"
@@ -200,7 +203,8 @@ class _Run:
         mine = D.share(indices, self.world)
         batch = {k: v.to(self.device) for k, v in self.collate([self.train[int(i)] for i in mine]).items()}
         self.objective.train()
-        loss, logs = self.objective(batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            loss, logs = self.objective(batch)
         # Weighted by this process's share so that averaging over processes gives the global-batch mean.
         (loss * (len(mine) * self.world.size / len(indices))).backward()
         D.average_gradients(self.params, self.world)

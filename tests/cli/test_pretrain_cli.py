@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from edgept.train.state import load_latest
 from tests.cli.test_cli import assert_one_line_error, edgept
 from tests.unit.test_pretrain import TEXT
 
@@ -31,8 +32,11 @@ def test_pretrain_bert_writes_a_masked_lm_that_finetune_accepts(monkeypatch, cap
     assert (tmp_path / "a" / "model" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model" / "model.safetensors").read_bytes()
     data = tmp_path / "reviews.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": ["neg", "pos"][i % 2]}) + "\n" for i, t in enumerate(TEXT * 2)))
-    code, out, err = edgept(monkeypatch, capsys, "finetune", tmp_path / "a" / "model", "--data", data, "-o", tmp_path / "ft", "--max-steps", "2", "--batch-size", "4", "-q")
+    code, out, err = edgept(monkeypatch, capsys, "finetune", tmp_path / "a" / "model", "--data", data, "-o", tmp_path / "ft", "--max-steps", "2", "--batch-size", "4", "-q", "--precision", "bf16")
     assert code == 0, err
+    assert load_latest(tmp_path / "ft" / "checkpoints")["config"]["precision"] == "bf16"
+    code, _, err = edgept(monkeypatch, capsys, "pretrain", "bert", "--corpus", corpus, "-o", tmp_path / "c", *SMALL, "--precision", "fp8")
+    assert_one_line_error(code, err, "precision must be one of fp32, bf16")
 
 
 @pytest.mark.parametrize("kind", ["empty", "latin-1"])

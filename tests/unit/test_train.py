@@ -136,6 +136,34 @@ def test_resume_refuses_other_settings_and_fresh_run_refuses_old_checkpoints(tmp
         train(tiny_bert_dir, tmp_path / "run", config)
 
 
+def test_bf16_autocast_trains_like_fp32_and_is_deterministic(tmp_path, no_dropout_dir):
+    config = TrainConfig(lr=1e-3, epochs=2, batch_size=8)  # 10 steps
+    fp32, _ = train(no_dropout_dir, tmp_path / "fp32", config)
+    bf16, _ = train(no_dropout_dir, tmp_path / "bf16", config.replace(precision="bf16"))
+    again, _ = train(no_dropout_dir, tmp_path / "again", config.replace(precision="bf16"))
+    losses = {d: [r["loss"] for r in log(tmp_path / d) if r["kind"] == "train"] for d in ("fp32", "bf16")}
+    # bfloat16 keeps 8 bits of mantissa: the same losses to about 1%, but not bit for bit.
+    assert np.allclose(losses["bf16"], losses["fp32"], rtol=0.02, atol=0)
+    assert losses["bf16"] != losses["fp32"]
+    assert max_diff(weights(bf16), weights(fp32)) > 0.0
+    assert max_diff(weights(bf16), weights(again)) == 0.0
+    # Autocast covers the forward pass only: the weights stay fp32.
+    assert all(v.dtype == torch.float32 for v in bf16.state_dict().values() if v.is_floating_point())
+
+
+def test_resume_of_a_checkpoint_from_before_a_setting_existed(tmp_path, tiny_bert_dir):
+    config = TrainConfig(lr=1e-3, epochs=1, batch_size=8)
+    train(tiny_bert_dir, tmp_path / "run", config)
+    path = tmp_path / "run" / "checkpoints" / "step-5" / "state.pt"
+    state = torch.load(path, weights_only=True)
+    del state["config"]["precision"]  # as written before TrainConfig had it
+    torch.save(state, path)
+    _, result = train(tiny_bert_dir, tmp_path / "run", config, resume=True)  # the default is what it ran with
+    assert result.steps == 5
+    with pytest.raises(ConfigError, match="precision differ"):
+        train(tiny_bert_dir, tmp_path / "run", config.replace(precision="bf16"), resume=True)
+
+
 class Flat:
     """A dev 'evaluation' that never improves: early stopping must end the run."""
 
@@ -178,6 +206,8 @@ def test_train_config_validation():
         TrainConfig(batch_size=2, nproc=4)
     with pytest.raises(ConfigError, match="max_steps"):
         TrainConfig(max_steps=0)
+    with pytest.raises(ConfigError, match="precision must be one of fp32, bf16"):
+        TrainConfig(precision="fp16")
     c = TrainConfig(lr=1e-4, patience=3)
     assert TrainConfig.from_dict(c.to_dict()) == c
 
