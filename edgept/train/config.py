@@ -31,7 +31,7 @@ class TrainConfig(DictConfig):
     without improving `metric`. `batch_size` is the global batch: with `nproc` > 1 processes each
     computes gradients on its share and the averaged update equals one process on the whole batch.
     precision: "bf16" runs the training forward pass under bfloat16 autocast (weights, optimizer
-    and evaluation stay fp32); 1.5x the steps/s of "fp32" for the `mini` BERT on a 2-core CPU
+    and evaluation stay fp32); 1.65x the steps/s of "fp32" for the `mini` BERT on a 2-core CPU
     with AVX512-BF16, and the usual mixed precision on GPUs.
     """
 
