@@ -101,7 +101,7 @@ def _compare(work: Path, pretrained: Path, config, source: Path, data: str, ft: 
 ARMS = ("pretrained", "random")
 
 
-def rate_dir(work: Path, ft: dict, lr: float) -> Path:
+def _rate_dir(work: Path, ft: dict, lr: float) -> Path:
     """Where one peak rate's runs of a fine-tuning recipe go: named by the budget too, so runs of an
     earlier recipe are kept beside them rather than mistaken for them."""
     return work / f"{ft['epochs']:g}ep-lr-{lr:g}"
@@ -115,7 +115,7 @@ def _compare_rates(work: Path, pretrained: Path, config, source: Path, data: str
     """Both arms fine-tuned at every peak rate in `rates` (the rest of `ft` fixed), each over `seeds`.
     Each arm keeps the rate with its best mean dev accuracy, as a user tuning either model would; the
     margin is between the kept rates' mean test accuracies."""
-    by_rate = {f"{lr:g}": _compare(rate_dir(work, ft, lr), pretrained, config, source, data, {**ft, "lr": lr}, seeds) for lr in rates}
+    by_rate = {f"{lr:g}": _compare(_rate_dir(work, ft, lr), pretrained, config, source, data, {**ft, "lr": lr}, seeds) for lr in rates}
     chosen = {arm: max(by_rate, key=lambda r, arm=arm: _mean(by_rate[r]["runs"], arm, "dev")) for arm in ARMS}
     test = {arm: _mean(by_rate[chosen[arm]]["runs"], arm, "test") for arm in ARMS}
     return {"finetune": ft, "rates": by_rate, "chosen": chosen, "mean_test": test, "margin": test["pretrained"] - test["random"]}
@@ -217,7 +217,7 @@ def _bert_comparison(work: Path, m: dict, seeds: list[int], rates: tuple[float, 
 def bert_part(work: Path, seeds: list[int]) -> dict:
     out, m = work / "bert-mini", _bert_pretrained(work)
     comparison = _bert_comparison(work, m, seeds, BERT_FT_RATES)
-    twin = rate_dir(work / "bert", BERT_FT, BERT_FT_RATES[0]) / f"random-init-{seeds[0]}"
+    twin = _rate_dir(work / "bert", BERT_FT, BERT_FT_RATES[0]) / f"random-init-{seeds[0]}"
     probe = linear_probe({"pretrained": out / "model", "random": twin}, "rt-polarity")
     return {"pretrain": {k: m[k] for k in ("blocks", "params", "steps", "held_out_perplexity", "seconds", "train")},
             "rt_polarity": comparison, "probe": probe}  # fmt: skip
@@ -320,7 +320,7 @@ def _rates_md(c: dict, command: str) -> list[str]:
         f"Both arms: the same architecture and tokenizer, {ft['epochs']:g} epochs x batch {ft['batch_size']}, warm-up "
         f"{ft['warmup']}, the best dev evaluation kept; the random arm is the same config saved freshly initialised. "
         f"Each arm is fine-tuned at every peak rate in {{{rates}}} with each seed and keeps the rate with its best mean "
-        "dev accuracy (the two arms want different rates); the margin compares the kept rates' mean test accuracy.",
+        "dev accuracy; the margin compares the kept rates' mean test accuracy.",
         "",
         f"    {command}",
         "",
@@ -330,8 +330,8 @@ def _rates_md(c: dict, command: str) -> list[str]:
     for rate, r in c["rates"].items():
         lines += [f"| {rate} | {x['seed']} | {x['pretrained']['dev']:.4f} | {x['pretrained']['test']:.4f} | {x['random']['dev']:.4f} | "
                   f"{x['random']['test']:.4f} |" for x in r["runs"]]  # fmt: skip
-        if len(r["runs"]) > 1:
-            runs = r["runs"]
+        runs = r["runs"]
+        if len(runs) > 1:
             lines.append(f"| {rate} | mean | {_mean(runs, 'pretrained', 'dev'):.4f} | {_mean(runs, 'pretrained', 'test'):.4f} | "
                          f"{_mean(runs, 'random', 'dev'):.4f} | {_mean(runs, 'random', 'test'):.4f} |")  # fmt: skip
     paired = [100 * (x["pretrained"]["test"] - x["random"]["test"]) for r in c["rates"].values() for x in r["runs"]]
