@@ -7,13 +7,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# Verb -> module that defines it; resolved on first attribute access (PEP 562) so that
-# `import edgept` and `edgept --help` pull in neither torch nor onnx.
+# Name -> module that defines it; resolved on first attribute access (PEP 562) so that
+# `import edgept` and `edgept --help` pull in neither torch nor onnx. The stage verbs (export,
+# quantize, bench, ...) are not here: `edgept.export` is the stage package, and importing any of
+# its modules would rebind the attribute from the function to the package. Import a verb from
+# its stage: `from edgept.export import export`.
 _LAZY = {
     "load_model": "edgept.models",
-    "export": "edgept.export",
     "load": "edgept.runtime",
-    "bench": "edgept.bench",
     "Bundle": "edgept.bundle",
 }
 

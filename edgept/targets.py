@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from edgept.errors import ConfigError
+from edgept.resources import shipped
 
-TARGETS_DIR = Path(__file__).resolve().parents[1] / "targets"
 PRECISIONS = ("int8", "fp16", "fp32")
 # What a family name alone means; `cpu` is special-cased to this machine (see resolve_target).
 FAMILY_DEFAULTS = {"jetson": "jetson-orin-nano", "gpu": "gpu-ampere"}
@@ -263,9 +263,9 @@ def load_target(path: str | os.PathLike) -> Target:
     return Target.from_dict(data, source=str(path))
 
 
-def shipped_targets(directory: Path = TARGETS_DIR) -> dict[str, Path]:
+def shipped_targets(directory: Path | None = None) -> dict[str, Path]:
     """{name: path} of the profiles shipped in `targets/` (the file stem is the name)."""
-    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+    return {p.stem: p for p in sorted((directory or shipped("targets")).glob("*.toml"))}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ For every model (a checkpoint dir, exported here, or an fp32 bundle): the anchor
 `onnxruntime.quantization.quantize_dynamic(per_channel=True, weight_type=QInt8)` on the exported
 graph with ORT's defaults (what a user gets today), wrapped in a bundle so it is scored like the
 rest. Columns: test accuracy (edgept.eval on the data's test split), output cosine vs the fp32
-bundle on the held-out set (edgept.quantize.compare: whole-tensor for logits, per-example mean for
+bundle on the held-out set (edgept.parity: whole-tensor for logits, per-example mean for
 embeddings) and the minimum per-example cosine,
 argmax agreement, model.onnx size, latency p50 at b1/s128 and b8/s128 from one interleaved
 `edgept.bench` run of all variants of that model, and the speed-up against the anchor.
@@ -127,7 +127,7 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
     if qat_dir is not None:
         built.update(qat_variants(qat_dir, args, work))
     for target in args.compile:
-        from edgept.backends.compile import CompileConfig, compile_for_target
+        from edgept.compile import CompileConfig, compile_for_target
 
         dest = work / f"compile-{target}.edgept"
         if args.reuse and (dest / "manifest.json").is_file():
@@ -145,7 +145,7 @@ def test_flips(ref: Bundle, cand: Bundle, data: str) -> dict[str, float]:
     change of a few examples is the difference of two small counts, so both are shown."""
     import numpy as np
 
-    from edgept.quantize.compare import tensor_cosine
+    from edgept.parity import tensor_cosine
     from edgept.quantize.int8 import outputs
     from edgept.quantize.task import load_task
 
@@ -210,7 +210,7 @@ def markdown(rows: list[dict[str, Any]], command: str, method: dict[str, Any]) -
     return (f"# Quantization results\n\nMade by `{command}` on {cpu}; onnxruntime {method['versions'].get('onnxruntime')}.\n"
             f"Latency: p50 of {method['runs']} interleaved runs per shape ({method['timed']}); × anchor = anchor p50 / variant p50, "
             "from the same run. Cosine: of the primary output vs the fp32 bundle on the held-out set: of the whole logit tensor for "
-            "classifiers (a 2-class logit row's own cosine is +-1 by its sign, see edgept/quantize/compare.py), the mean "
+            "classifiers (a 2-class logit row's own cosine is +-1 by its sign, see edgept/parity.py), the mean "
             "per-example cosine for embeddings; in brackets the worst single example. Test cosine: the same whole-logit cosine on "
             "the test split. Flips: test examples whose prediction differs from fp32's, that fp32 had right (lost) or wrong "
             "(gained); test accuracy moves by (gained - lost) / examples.\n\n"

@@ -1,4 +1,5 @@
-"""ONNX Runtime for a target: session options, and the graph optimised offline so a bundle loads fast.
+"""The compile stage's ONNX Runtime backend: the graph optimised offline so a bundle loads fast,
+checked against its source.
 
 ONNX Runtime fuses a BERT graph (Attention, SkipLayerNorm, Gelu, ...) every time a session opens.
 Saving the optimised graph once (`SessionOptions.optimized_model_filepath`) moves that work to
@@ -13,10 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgept.errors import ConfigError
+import numpy as np
+
+from edgept.bundle import Bundle, BundleWriter
+from edgept.errors import ConfigError, ParityError
+from edgept.parity import graph_parity
+from edgept.runtime import ort
+from edgept.runtime.feeds import is_image, make_feeds
 from edgept.targets import Target
 
-OFFLINE_LEVEL = "ORT_ENABLE_EXTENDED"
+OFFLINE_LEVEL = "extended"
 
 
 def providers_for(target: Target, available: Sequence[str]) -> list[str]:
@@ -30,50 +37,59 @@ def providers_for(target: Target, available: Sequence[str]) -> list[str]:
     return chosen
 
 
-def session_options(
-    target: Target, threads: int | None = None, optimized_path: Path | None = None, level: str = "ORT_ENABLE_ALL"
-) -> Any:
-    """`ort.SessionOptions` for `target`: graph optimisation `level`, intra-op threads (argument, else
-    the target's [bench] threads, 0 = onnxruntime's default), and where to save the optimised graph."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
-    threads = threads if threads is not None else target.bench.threads
-    if threads:
-        opts.intra_op_num_threads = threads
-    if optimized_path is not None:
-        opts.optimized_model_filepath = str(optimized_path)
-    return opts
-
-
 def optimize_offline(src: Path, dst: Path, target: Target) -> dict[str, Any]:
     """Write `src` optimised for `target` to `dst`; return what was done (level, providers, seconds)."""
-    import onnxruntime as ort
-
     # The saved graph may only contain what every provider of the target can run: CPU kernels.
-    providers = ["CPUExecutionProvider"]
     start = time.perf_counter()
-    ort.InferenceSession(
-        str(src), sess_options=session_options(target, 1, dst, OFFLINE_LEVEL), providers=providers
-    )
+    ort.open_session(src, threads=1, level=OFFLINE_LEVEL, save_to=dst)
     return {
-        "level": OFFLINE_LEVEL,
-        "providers": providers,
+        "level": ort.LEVELS[OFFLINE_LEVEL],
+        "providers": list(ort.CPU),
         "seconds": round(time.perf_counter() - start, 3),
     }
 
 
 def load_seconds(model: Path, target: Target, repeats: int = 3) -> float:
     """Best-of-`repeats` time to open an InferenceSession on `model` the way the runtime does."""
-    import onnxruntime as ort
-
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        ort.InferenceSession(str(model), sess_options=session_options(target), providers=["CPUExecutionProvider"])
+        ort.open_session(model, threads=target.bench.threads)
         best = min(best, time.perf_counter() - start)
     return round(best, 4)
 
 
-__all__ = ["OFFLINE_LEVEL", "load_seconds", "optimize_offline", "providers_for", "session_options"]
+def parity(reference: Path, candidate: Path, bundle: Bundle, seed: int) -> float:
+    """Max |candidate - reference| over every output on seeded random inputs (padding and token
+    types varied) of a shape unlike any trace: batch 2, sequence 37 or the model's maximum."""
+    seq = None if is_image(bundle.inputs) else min(37, int(bundle.limits.get("max_sequence") or 37))
+    feeds = make_feeds(bundle.inputs, bundle.limits, 2, seq, np.random.default_rng(seed + 7), varied=True)
+    return graph_parity(reference, candidate, feeds)
+
+
+def build(
+    bundle: Bundle, w: BundleWriter, target: Target, precision: str, *, tolerance: float, seed: int = 0, **_: Any,
+) -> dict[str, Any]:
+    """The graph of `bundle` optimised offline into `w`, refused when it drifts past `tolerance`."""
+    done = optimize_offline(bundle.model_path, w.path("model.onnx"), target)
+    diff = parity(bundle.model_path, w.dir / "model.onnx", bundle, seed)
+    if not diff <= tolerance:  # `not <=` also catches NaN
+        raise ParityError(
+            f"the offline-optimised graph differs from {bundle.path} by {diff:.3g} (tolerance {tolerance:g}); "
+            "compile with a looser --tolerance only if you accept that"
+        )
+    w.manifest["compiled"] = {
+        "target": target.name,
+        "backend": "ort",
+        "precision": precision,
+        "providers": providers_for(target, ort.available_providers()),
+    }
+    return {
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "graph_optimization": done,
+        "load_seconds": load_seconds(w.dir / "model.onnx", target),
+    }
+
+
+__all__ = ["OFFLINE_LEVEL", "build", "load_seconds", "optimize_offline", "parity", "providers_for"]

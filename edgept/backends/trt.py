@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from edgept.bundle import IOSpec
-from edgept.errors import ConfigError, EdgeptError, MissingDependencyError
-from edgept.fileio import atomic_write_bytes
+from edgept.bundle import Bundle, BundleWriter, IOSpec
+from edgept.errors import ConfigError, EdgeptError
+from edgept.fileio import atomic_write_bytes, atomic_write_text
+from edgept.runtime.tensorrt import import_tensorrt
 from edgept.targets import Target
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,6 @@ ENGINE_FILE = "model.plan"
 TIMING_CACHE_FILE = "timing.cache"
 SCRIPT = "build_engine.sh"
 TO_BUILD = "to be built on device"
-_INSTALL = (
-    "TensorRT is not installed: on a Jetson it comes with JetPack (`sudo apt install nvidia-jetpack`); "
-    "on a desktop GPU `pip install tensorrt` (its libraries download from NVIDIA's index)"
-)
-
-
 @dataclass(frozen=True, kw_only=True)
 class InputProfile:
     """min/opt/max shapes of one engine input (an optimization profile entry)."""
@@ -205,6 +201,36 @@ def build_script(plan: EnginePlan, tensorrt_range: str) -> str:
     )
 
 
+def tensorrt_range(target: Target) -> str:
+    """The target's TensorRT versions as the manifest and the build script state them."""
+    low, high = target.backend.tensorrt_min, target.backend.tensorrt_max
+    return f"{low}" if low == high else f">= {low}" + (f", <= {high}" if high else "")
+
+
+def build(
+    bundle: Bundle, w: BundleWriter, target: Target, precision: str, *,
+    sequence: tuple[int, int, int] | None = None, **_: Any,
+) -> dict[str, Any]:
+    """The compile stage's TensorRT backend: the engine plan in the manifest and `build_engine.sh`
+    beside the explicit-precision ONNX; the engine itself is built on the device (`build_engine`)."""
+    plan = plan_engine(bundle.inputs, bundle.limits, target, precision, sequence=sequence)
+    script = w.path(SCRIPT)
+    atomic_write_text(script, build_script(plan, tensorrt_range(target)))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    engines = dict(w.manifest.get("engines") or {})
+    engines[target.name] = {
+        "status": TO_BUILD,
+        "file": plan.engine,
+        "script": SCRIPT,
+        "tensorrt_range": tensorrt_range(target),
+        "compute_capability": target.device.compute_capability,
+        "plan": plan.to_dict(),
+    }
+    w.manifest["engines"] = engines
+    w.manifest["compiled"] = {"target": target.name, "backend": "trt", "precision": precision}
+    return {"engine": TO_BUILD, "profiles": [p["name"] for p in plan.to_dict()["profiles"]]}
+
+
 def _logger(trt: Any) -> Any:
     """A TensorRT logger that forwards to `logging` and keeps the errors for the failure message."""
 
@@ -241,15 +267,6 @@ def _progress_monitor(trt: Any) -> Any:
             log.debug("TensorRT: %s done", phase_name)
 
     return Progress()
-
-
-def import_tensorrt() -> Any:
-    """`import tensorrt`, or a MissingDependencyError saying how to get it."""
-    try:
-        import tensorrt
-    except ImportError:
-        raise MissingDependencyError(_INSTALL) from None
-    return tensorrt
 
 
 def build_engine(plan: EnginePlan, bundle_dir: Path, out_dir: Path) -> dict[str, Any]:
@@ -317,11 +334,12 @@ __all__ = [
     "TO_BUILD",
     "EnginePlan",
     "InputProfile",
+    "build",
     "build_engine",
     "build_script",
-    "import_tensorrt",
     "input_profiles",
     "plan_engine",
     "sequence_profile",
+    "tensorrt_range",
     "trtexec_args",
 ]

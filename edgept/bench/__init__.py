@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgept.bench.feeds import is_image, make_feeds
 from edgept.bench.harness import BenchConfig, Result, Shape, Variant, measure, merged_io, resolve_threads
 from edgept.bench.memprobe import DEFAULT_CALLS, probe_memory
 from edgept.bench.memprobe import METHOD as MEMORY_METHOD
@@ -25,6 +24,7 @@ from edgept.bench.plot import plot
 from edgept.bench.report import BenchReport, describe_method, render_table
 from edgept.bench.variants import BACKENDS, VariantSpec, build_variant, default_name, source_path
 from edgept.errors import ConfigError, InputError
+from edgept.runtime.feeds import is_image, make_feeds
 
 BASELINES = ("torch",)
 

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgept.bench.feeds import make_feeds
 from edgept.configs import DictConfig
 from edgept.errors import ConfigError
+from edgept.runtime.feeds import make_feeds
 
 Progress = Callable[[int, int, str], None]
 """progress(done, total, label): called after each warm-up and each timed block."""

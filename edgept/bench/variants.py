@@ -137,41 +137,15 @@ def _precision(manifest: Mapping[str, Any]) -> str:
     return "fp32"
 
 
-@dataclass(frozen=True)
-class _OrtInput:
-    name: str
-    dtype: str
-    dims: tuple[Any, ...]
-
-
-_ORT_TYPES = {
-    "tensor(int64)": "int64",
-    "tensor(int32)": "int32",
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-}
-
-
 def _build_onnx(spec: VariantSpec) -> Variant:
-    import onnxruntime as ort
+    from edgept.runtime import ort
 
     path = Path(spec.path)
     if not path.is_file():
         raise ConfigError(f"ONNX file {path} does not exist")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = spec.threads
-    options.inter_op_num_threads = 1
     # As for bundles: idle sessions must not busy-wait on the cores the timed variant needs.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    inputs = tuple(
-        _OrtInput(
-            i.name,
-            _ORT_TYPES.get(i.type, "float32"),
-            tuple(d if isinstance(d, int) else str(d) for d in i.shape),
-        )
-        for i in session.get_inputs()
-    )
+    session = ort.open_session(path, threads=spec.threads, spinning=False)
+    inputs = ort.input_specs(session)
 
     def factory(feeds: Mapping[str, np.ndarray]) -> Callable[[], object]:
         mine = {i.name: feeds[i.name] for i in inputs}

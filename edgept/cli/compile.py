@@ -27,8 +27,8 @@ def compile_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
 ) -> None:
     """Compile a model or bundle for a target device: an optimised ORT bundle, or a TensorRT-ready one."""
-    from edgept.backends.compile import CompileConfig, compile_for_target
     from edgept.cli.console import parse_ints
+    from edgept.compile import CompileConfig, compile_for_target
 
     config = CompileConfig(
         target=target,
@@ -65,7 +65,7 @@ def build_engine_cmd(
     """Build the bundle's TensorRT engine on this device (needs TensorRT and the GPU it is for)."""
     import logging
 
-    from edgept.backends.compile import build_engines
+    from edgept.compile import build_engines
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with err.status(f"building the TensorRT engine for {bundle} (minutes) ..."):

@@ -54,9 +54,9 @@ def checks() -> list[tuple[str, bool, str, str]]:
         v = _version(dist)
         rows.append((dist, v is not None, f"{v} — {why}" if v else why, "" if v else fix))
     if importlib.util.find_spec("onnxruntime"):
-        import onnxruntime as ort
+        from edgept.runtime.ort import available_providers
 
-        providers = ort.get_available_providers()
+        providers = available_providers()
         rows.append(("ORT providers", True, ", ".join(providers), ""))
     gpu = _gpu()
     rows.append(("CUDA GPU", gpu is not None, gpu or "none found", "" if gpu else "CPU targets only"))

@@ -41,8 +41,8 @@ def qat_cmd(
     quiet: bool = QUIET,
 ) -> None:
     """Quantization-aware fine-tuning from the PTQ ranges, for when PTQ misses the accuracy budget."""
-    from edgept.compress.qat import QATConfig, qat
     from edgept.data import DataConfig
+    from edgept.quantize.qat import QATConfig, qat
     from edgept.train import TrainConfig
 
     m = qat(

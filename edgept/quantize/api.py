@@ -18,9 +18,9 @@ import onnx
 from edgept.bundle import Bundle, BundleWriter
 from edgept.errors import ConfigError
 from edgept.onnxutil import dedupe_initializers
+from edgept.parity import summarize
 from edgept.quantize import graph
 from edgept.quantize.calibration import CalibrationSet, load_calibration
-from edgept.quantize.compare import summarize
 from edgept.quantize.config import SMOOTH_GRID, QuantizeConfig
 from edgept.quantize.int8 import Budget, Int8Plan, outputs
 from edgept.quantize.smooth import smooth
@@ -31,19 +31,19 @@ _FRESH_SHAPE = (2, 24)  # batch, sequence of the seeded random check (unlike any
 
 
 def _fresh_batches(bundle: Bundle, seed: int) -> list[dict[str, np.ndarray]]:
-    from edgept.bench.feeds import make_feeds
+    from edgept.runtime.feeds import make_feeds
 
     rng = np.random.default_rng(seed)
     return [make_feeds(bundle.inputs, bundle.limits or {}, _FRESH_SHAPE[0], _FRESH_SHAPE[1], rng) for _ in range(2)]
 
 
 def accuracy(reference: onnx.ModelProto, candidate: onnx.ModelProto, batches: list[dict[str, np.ndarray]]) -> dict[str, float]:
-    """Output agreement of `candidate` with `reference` on `batches` (see edgept.quantize.compare)."""
+    """Output agreement of `candidate` with `reference` on `batches` (see edgept.parity)."""
     return summarize(outputs(reference, batches), outputs(candidate, batches), batches)
 
 
 def _budget(plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None) -> tuple[Budget | None, dict[str, Any]]:
-    """The budget check the search runs on each candidate graph: output cosine (edgept.quantize.compare) on the
+    """The budget check the search runs on each candidate graph: output cosine (edgept.parity) on the
     calibration set >= `budget`, and/or task accuracy on the dev split within `max_drop` points."""
     cosine, drop = config.budget, config.max_drop
     if cosine is None and drop is None:

@@ -25,8 +25,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgept.parity import Feeds, real_rows
 from edgept.quantize import graph
-from edgept.quantize.compare import Feeds, real_rows
 
 
 def matmul_outputs(proto: onnx.ModelProto) -> list[str]:

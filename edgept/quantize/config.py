@@ -61,7 +61,7 @@ class QuantizeConfig(DictConfig):
       inputs instead of rounding to nearest (edgept.quantize.gptq): same scales, graph and speed;
       measured on the fine-tuned MiniLM teacher, 7-bit weights' logit-margin error 0.082 -> 0.046.
     embeddings: also quantize the embedding tables (Gather): smaller file, small accuracy cost.
-    min_cosine: accuracy budget (output cosine vs fp32 on the calibration set, edgept.quantize.compare); when set,
+    min_cosine: accuracy budget (output cosine vs fp32 on the calibration set, edgept.parity); when set,
       the most sensitive nodes are kept in float until it is met. auto defaults it to 0.999.
     max_drop: accuracy budget in points (0.5 = half a percentage point) of task accuracy on the dev
       split of the data passed as `data=` (--data), against the fp32 graph; with `min_cosine` both hold.

@@ -30,8 +30,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgept.parity import Feeds, real_rows
 from edgept.quantize import graph
-from edgept.quantize.compare import Feeds, real_rows
 
 DAMP = 0.01  # of H's mean diagonal, added to its diagonal: GPTQ's default, keeps H invertible
 BLOCK = 128  # columns updated lazily per block (GPTQ's batching: same result, GEMM-sized updates)

@@ -22,6 +22,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgept.runtime import ort
+
 # Ops whose weights edgept quantizes; Gather (embeddings) is opt-in through `embeddings`.
 QUANT_OPS = ("MatMul", "Attention")
 # ORT's optimizer model types per edgept arch (ALBERT is a BERT graph with shared weights).
@@ -238,28 +240,20 @@ def _only_reader(
 
 def session(proto: onnx.ModelProto, threads: int = 1, outputs: Iterable[str] = ()) -> Any:
     """An onnxruntime CPU session of `proto`, with extra graph `outputs` exposed (for tensor capture)."""
-    import onnxruntime as ort
-
     extra = [o for o in outputs if o not in {v.name for v in proto.graph.output}]
     if extra:
         model = onnx.ModelProto()
         model.CopyFrom(proto)
         model.graph.output.extend(onnx.ValueInfoProto(name=o) for o in extra)
         proto = model
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return ort.open_session(proto.SerializeToString(), threads=threads, quiet=True)
 
 
 def run_batches(sess: Any, batches: Iterable[Mapping[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
     """Run `sess` on each feed dict (inputs the graph does not take are dropped); yield outputs by name."""
-    wanted = {i.name for i in sess.get_inputs()}
     names = [o.name for o in sess.get_outputs()]
     for feeds in batches:
-        outs = sess.run(None, {k: v for k, v in feeds.items() if k in wanted})
-        yield dict(zip(names, outs, strict=True))
+        yield dict(zip(names, ort.run(sess, feeds), strict=True))
 
 
 # Producers whose outputs get per-token scales under `per_token`: the FFN down-projection reads a

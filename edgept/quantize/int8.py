@@ -1,7 +1,7 @@
 """Static INT8: calibrate activation ranges, freeze them, rank nodes by sensitivity, meet a budget.
 
 Every candidate graph is scored the same way: the output cosine (per example, or whole-tensor for
-logits) against the fp32 fused graph on the calibration feeds (`edgept.quantize.compare`).
+logits) against the fp32 fused graph on the calibration feeds (`edgept.parity`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgept.parity import Feeds, real_rows, summarize
 from edgept.quantize import graph
 from edgept.quantize.bias import channel_means, correct_bias, matmul_outputs
-from edgept.quantize.compare import Feeds, real_rows, summarize
 from edgept.quantize.config import QuantizeConfig
 from edgept.quantize.gptq import apply_gptq, gram_matrices
 from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_params

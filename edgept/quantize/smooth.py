@@ -24,8 +24,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgept.parity import real_rows
 from edgept.quantize import graph
-from edgept.quantize.compare import real_rows
 
 # Smoothing is applied where SmoothQuant applies it: to inputs a LayerNorm produces (QKV, FFN up).
 # Measured on MiniLM: smoothing the FFN down-projection's input (GELU output) makes that node's

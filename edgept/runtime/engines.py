@@ -145,9 +145,7 @@ def preflight(
 def fall_back(path: Path, why: str, available: Callable[[], Sequence[str]] | None = None) -> EngineChoice:
     """ONNX Runtime instead of the bundle's engines, with an EngineFallbackWarning saying `why`."""
     if available is None:
-        import onnxruntime as ort
-
-        available = ort.get_available_providers
+        from edgept.runtime.ort import available_providers as available
     providers = fallback_providers(available())
     note = f"{path}: not using a TensorRT engine ({why}); running ONNX Runtime with {providers[0]} instead"
     warnings.warn(note, EngineFallbackWarning, stacklevel=3)

@@ -17,20 +17,11 @@ import numpy as np
 from edgept.bundle import Bundle, IOSpec
 from edgept.errors import BundleError, ConfigError
 from edgept.preprocess import ImagePreprocessor, TextPreprocessor, from_manifest
+from edgept.runtime import ort
 from edgept.runtime.engines import EngineChoice, preflight
 from edgept.runtime.feeds import validate_feeds
 
 CLASSIFICATION_TASKS = ("sequence-classification", "image-classification")
-# onnxruntime's type strings -> the manifest's dtype names.
-_ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(int64)": "int64",
-    "tensor(int32)": "int32",
-    "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8",
-    "tensor(bool)": "bool",
-}
 
 
 @dataclass(frozen=True)
@@ -68,29 +59,21 @@ class _OrtExecutor:
     """An onnxruntime InferenceSession with the interface Session runs: input_dtypes, output_names, run."""
 
     def __init__(self, bundle: Bundle, threads: int | None, providers: Sequence[str], spinning: bool):
-        import onnxruntime as ort
-
-        available = ort.get_available_providers()
+        available = ort.available_providers()
         unknown = [p for p in providers if p not in available]
         if unknown or not providers:
             raise ConfigError(
                 f"execution provider(s) {unknown or providers} not available; this onnxruntime has: {', '.join(available)}"
             )
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            opts.intra_op_num_threads = threads
-        if not spinning:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._sess = ort.InferenceSession(str(bundle.model_path), sess_options=opts, providers=list(providers))
+            self._sess = ort.open_session(bundle.model_path, providers=providers, threads=threads, spinning=spinning)
         except Exception as e:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, ...)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise BundleError(
                 f"onnxruntime cannot load {bundle.model_path} ({first}); re-create the bundle with `edgept export`"
             ) from None
         self.input_types = {g.name: g.type for g in self._sess.get_inputs()}
-        self.input_dtypes = {name: _ORT_DTYPES.get(t) for name, t in self.input_types.items()}
+        self.input_dtypes = {name: ort.ORT_DTYPES.get(t) for name, t in self.input_types.items()}
         self.output_names = [o.name for o in self._sess.get_outputs()]
         self.providers = self._sess.get_providers()
         self.backend = f"onnxruntime {self.providers[0]}"

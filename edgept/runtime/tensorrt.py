@@ -16,10 +16,23 @@ from typing import Any
 
 import numpy as np
 
-from edgept.errors import EdgeptError, FeedError
+from edgept.errors import EdgeptError, FeedError, MissingDependencyError
 
 _H2D, _D2H = 1, 2  # cudaMemcpyKind
+_INSTALL = (
+    "TensorRT is not installed: on a Jetson it comes with JetPack (`sudo apt install nvidia-jetpack`); "
+    "on a desktop GPU `pip install tensorrt` (its libraries download from NVIDIA's index)"
+)
 _CUDART = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0")
+
+
+def import_tensorrt() -> Any:
+    """`import tensorrt`, or a MissingDependencyError saying how to get it."""
+    try:
+        import tensorrt
+    except ImportError:
+        raise MissingDependencyError(_INSTALL) from None
+    return tensorrt
 
 
 class CudaRuntime:
@@ -81,8 +94,6 @@ class TensorRTExecutor:
 
     def __init__(self, engine_path: str | Path, label: str | None = None, trt: Any = None, cuda: Any = None):
         if trt is None:
-            from edgept.backends.trt import import_tensorrt
-
             trt = import_tensorrt()
         self._trt = trt
         self.path = Path(engine_path)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from edgept.compress.embedding import Spectrum, _centred, embedding_spectrum, factorize_embeddings
 from edgept.compress.factorize import FactorizeConfig, factorize
-from edgept.compress.sharing import SHARE_INITS
-from edgept.compress.svd import mean_free_basis, principal_basis
+from edgept.compress.factorize.embedding import Spectrum, _centred, embedding_spectrum, factorize_embeddings
+from edgept.compress.factorize.sharing import SHARE_INITS
+from edgept.compress.factorize.svd import mean_free_basis, principal_basis
 from edgept.models import build_model
 from edgept.models.hf import load_model
 from edgept.preprocess.text import TextPreprocessor

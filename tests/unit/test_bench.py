@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from edgept.bench import BenchConfig, BenchReport, Shape, Variant, VariantSpec, bench, measure, render_table
-from edgept.bench.feeds import make_feeds
 from edgept.bench.harness import latency_stats, round_plan, summarize
 from edgept.bench.memprobe import probe_memory
 from edgept.bench.variants import onnx_variant
 from edgept.errors import ConfigError, FeedError
+from edgept.runtime.feeds import make_feeds
 
 Spec = namedtuple("Spec", "name dtype dims")
 TEXT = (

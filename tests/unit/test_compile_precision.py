@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from edgept.backends import trt
-from edgept.backends.compile import CompileConfig, compile_for_target, quantize_config
+from edgept.compile import CompileConfig, compile_for_target, quantize_config
 from edgept.errors import ConfigError
 from edgept.quantize.presets import PRESETS, STANDARD_OP_MODES
 from edgept.targets import resolve_target, shipped_targets

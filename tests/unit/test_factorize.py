@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from edgept.compress.embedding import embedding_spectrum, stacked_tables
 from edgept.compress.factorize import FactorizeConfig, factorize
-from edgept.compress.svd import low_rank_factors, rank_for_energy
+from edgept.compress.factorize.embedding import embedding_spectrum, stacked_tables
+from edgept.compress.factorize.svd import low_rank_factors, rank_for_energy
 from edgept.errors import ConfigError, InputError
 from edgept.models import build_model
 

@@ -79,7 +79,7 @@ def test_runtime_falls_back_with_a_message_for_a_mismatched_engine(tmp_path, tin
 
 
 def test_compile_for_cpu_loads_and_matches_the_source_bundle(tmp_path, tiny_bundle):
-    from edgept.backends.compile import CompileConfig, compile_for_target
+    from edgept.compile import CompileConfig, compile_for_target
     from edgept.runtime import load
 
     bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))
@@ -95,7 +95,7 @@ def test_compile_for_cpu_loads_and_matches_the_source_bundle(tmp_path, tiny_bund
 
 
 def test_compiled_ort_bundle_is_refused_as_a_tensorrt_source(tmp_path, tiny_bundle):
-    from edgept.backends.compile import CompileConfig, compile_for_target
+    from edgept.compile import CompileConfig, compile_for_target
     from edgept.errors import ConfigError
 
     cpu, _ = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))

@@ -9,8 +9,8 @@ import onnx
 import pytest
 import torch
 
-from edgept.compress.qat import QDQ_TOLERANCE, FakeQuantLinear, QATConfig, prepare_qat, qat
 from edgept.errors import ConfigError
+from edgept.quantize.qat import QDQ_TOLERANCE, FakeQuantLinear, QATConfig, prepare_qat, qat
 from tests.unit.test_quantize import token_feeds
 
 WORDS = "good bad boring fun dull great".split()
@@ -72,8 +72,8 @@ def test_qat_trains_exports_qdq_and_ort_matches_fake_quant_pytorch(trained, tmp_
 
     # Fresh inputs, a new shape: ORT on the QDQ bundle vs fake-quant PyTorch with the bundle's scales.
     net = _torch_fake_quant(out)
-    from edgept.compress.qat import _calibration_batches
     from edgept.data import collate_for
+    from edgept.quantize.qat import _calibration_batches
 
     collate = collate_for(out / "model", net.config, "text", max_length=128)
     prepare_qat(net, _calibration_batches(tmp_path / "cal", collate), QATConfig())
@@ -126,7 +126,7 @@ def test_qat_rejects_unknown_targets():
 
 
 def test_seven_bit_weights_stay_within_63_levels_and_8_bit_within_127():
-    from edgept.compress.qat import fake_quant_weight, weight_scale
+    from edgept.quantize.qat import fake_quant_weight, weight_scale
 
     w = torch.randn(16, 8)
     for bits, levels in ((7, 63), (8, 127)):

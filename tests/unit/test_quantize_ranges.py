@@ -34,7 +34,7 @@ def test_uint8_params_cover_the_range_and_keep_zero_exact():
 
 
 def test_logit_cosine_is_whole_tensor_so_a_near_tie_flip_does_not_dominate():
-    from edgept.quantize.compare import summarize
+    from edgept.parity import summarize
 
     rng = np.random.default_rng(0)
     a = rng.normal(scale=3.0, size=(64, 1))

@@ -106,7 +106,7 @@ def tiny_bundle(tmp_path, tiny_bert_dir):
 def test_compile_for_jetson_on_cpu_leaves_the_engine_to_the_device(tmp_path, tiny_bundle):
     import onnx
 
-    from edgept.backends.compile import CompileConfig, compile_for_target
+    from edgept.compile import CompileConfig, compile_for_target
 
     bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "orin.edgept", CompileConfig(target="jetson", precision="fp32"))
     assert note == "target 'jetson' resolved to jetson-orin-nano (the jetson family's default)"
@@ -126,7 +126,7 @@ def test_compile_for_jetson_on_cpu_leaves_the_engine_to_the_device(tmp_path, tin
 @pytest.mark.tensorrt
 @pytest.mark.skipif(not _has_tensorrt(), reason="needs the tensorrt package and a GPU")
 def test_build_engine_on_this_gpu_records_version_and_compute_capability(tmp_path, tiny_bundle):
-    from edgept.backends.compile import CompileConfig, build_engines, compile_for_target
+    from edgept.compile import CompileConfig, build_engines, compile_for_target
     from edgept.runtime.engines import probe_device
 
     compiled, _ = compile_for_target(tiny_bundle.path, tmp_path / "gpu.edgept", CompileConfig(target="gpu-ampere", precision="fp32"))

@@ -1,4 +1,5 @@
-"""How far a transformed graph's outputs are from the fp32 reference, on the same feeds.
+"""How far a transformed graph's outputs are from its reference, on the same feeds: the one
+parity layer export, quantize, QAT and compile record their checks with.
 
 The primary output is compared per example: a (batch, sequence, hidden) output is mean-pooled over
 the real tokens (attention_mask) first, because that sentence embedding is what an encoder's user
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from edgept.runtime import ort
 
 Feeds = Mapping[str, np.ndarray]
 
@@ -75,3 +78,16 @@ def tensor_cosine(refs: Sequence[np.ndarray], gots: Sequence[np.ndarray]) -> flo
     a = np.concatenate([r.astype(np.float64).ravel() for r in refs])
     b = np.concatenate([g.astype(np.float64).ravel() for g in gots])
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+
+
+def max_abs_diff(refs: Sequence[np.ndarray], gots: Sequence[np.ndarray]) -> float:
+    """Largest |got - ref| over every pair of outputs (NaN if any is NaN, so `not diff <= tol` fails)."""
+    diffs = [np.max(np.abs(g.astype(np.float64) - r)) if r.size else 0.0 for r, g in zip(refs, gots, strict=True)]
+    return float(np.max(diffs)) if diffs else 0.0
+
+
+def graph_parity(reference: ort.Model, candidate: ort.Model, feeds: Feeds) -> float:
+    """`max_abs_diff` of every output of two ONNX graphs (paths or bytes), both in ONNX Runtime's
+    CPU provider, on the same `feeds`."""
+    outs = [ort.run(ort.open_session(m, quiet=True), feeds) for m in (reference, candidate)]
+    return max_abs_diff(*outs)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from edgept.compress.svd import mean_free_basis, principal_basis, retained
+from edgept.compress.factorize.svd import mean_free_basis, principal_basis, retained
 from edgept.models.config import BertConfig
 
 _TABLES = ("embeddings.word.weight", "embeddings.position.weight", "embeddings.token_type.weight")

@@ -11,29 +11,26 @@ manifest, and `build_engine.sh`; the engine itself is built on the device (`buil
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from edgept.backends import ort as ort_backend
-from edgept.backends import trt
+from edgept.backends import BACKENDS, trt
 from edgept.bundle import MANIFEST, Bundle, BundleWriter
-from edgept.configs import DictConfig
+from edgept.compile.config import CompileConfig
 from edgept.errors import ConfigError, EdgeptError, ParityError
-from edgept.fileio import atomic_write_text
+from edgept.resources import shipped
+from edgept.runtime.engines import cuda_device
+from edgept.runtime.tensorrt import import_tensorrt
 from edgept.targets import PRECISIONS, Target, resolve_target
 
 if TYPE_CHECKING:
     from edgept.quantize import QuantizeConfig
 
 Progress = Callable[[str], None]
-DEFAULT_CALIBRATION = Path(__file__).resolve().parents[2] / "calibration" / "rt-polarity-256"
+DEFAULT_CALIBRATION = "rt-polarity-256"  # under the shipped calibration/ (edgept.resources)
 MAX_UNKNOWN = 0.05  # above this share of [UNK] tokens, the shipped English set does not fit the vocabulary
 # Mean pooled-output cosine vs fp32 on fresh random inputs below which a compiled bundle is refused:
 # a gate against broken graphs, not a quality claim (real-data agreement is recorded beside it).
@@ -43,38 +40,6 @@ MIN_COSINE = {"int8": 0.95, "fp16": 0.999}
 def available_precisions() -> tuple[str, ...]:
     """Precisions this edgept can produce: int8 (the target's preset), fp16 (with the guard), fp32."""
     return PRECISIONS
-
-
-@dataclass(frozen=True, kw_only=True)
-class CompileConfig(DictConfig):
-    """How to compile. `target`: a shipped name, a family (`jetson`, `gpu`, `cpu`) or a TOML path.
-    `precision`: auto (the target's most preferred one this edgept can produce) or an explicit one.
-    `sequence`: (min, opt, max) for the TensorRT profile, e.g. from `trt.sequence_profile(lengths)`;
-    None uses the target's [shapes]. `tolerance`: max |optimised - unoptimised| graph on fresh random
-    inputs (CPU targets). `min_cosine`: least output cosine (edgept.quantize.compare) of an int8/fp16 bundle vs fp32
-    on fresh random inputs (None: MIN_COSINE for the precision)."""
-
-    kind: ClassVar[str] = "compile config"
-
-    target: str
-    precision: str = "auto"
-    sequence: tuple[int, int, int] | None = None
-    tolerance: float = 1e-4
-    min_cosine: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        allowed = ("auto", *PRECISIONS)
-        if self.precision not in allowed:
-            raise ConfigError(f"precision {self.precision!r} is not one of: {', '.join(allowed)}")
-        if not self.tolerance > 0:
-            raise ConfigError(f"tolerance must be positive, got {self.tolerance}")
-        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
-            raise ConfigError(f"--min-cosine must be in [-1, 1] (e.g. 0.98), got {self.min_cosine}")
-        if self.sequence is not None:
-            object.__setattr__(self, "sequence", tuple(int(s) for s in self.sequence))
-            if len(self.sequence) != 3 or not 1 <= self.sequence[0] <= self.sequence[1] <= self.sequence[2]:
-                raise ConfigError(f"sequence must be (min, opt, max) with 1 <= min <= opt <= max, got {self.sequence}")
 
 
 def choose_precision(target: Target, requested: str, available: tuple[str, ...]) -> str:
@@ -133,13 +98,14 @@ def default_calibration(bundle: Bundle, what: str) -> Path:
     words); else a one-line ConfigError asking for `--calibration`."""
     from edgept.quantize.calibration import read_texts
 
-    share = unknown_share(bundle, read_texts(DEFAULT_CALIBRATION / "texts.jsonl"))
+    default = shipped("calibration") / DEFAULT_CALIBRATION
+    share = unknown_share(bundle, read_texts(default / "texts.jsonl"))
     if share is not None and share <= MAX_UNKNOWN:
-        return DEFAULT_CALIBRATION
+        return default
     why = "it is not a text model" if share is None else (
         f"{share:.0%} of its tokens are unknown to the bundle's vocabulary (> {MAX_UNKNOWN:.0%})")
     raise ConfigError(
-        f"{what} needs calibration data and the shipped {DEFAULT_CALIBRATION.name} does not fit {bundle.path} "
+        f"{what} needs calibration data and the shipped {DEFAULT_CALIBRATION} does not fit {bundle.path} "
         f"({why}); pass --calibration DIR, made with `edgept calibration make --data YOUR.jsonl -o DIR`"
     )
 
@@ -186,51 +152,6 @@ def _open_source(source: str | os.PathLike, workdir: Path, seed: int) -> Bundle:
     return export(resolve(source), workdir / "source.edgept", ExportConfig(seed=seed))
 
 
-def parity(reference: Path, candidate: Path, bundle: Bundle, seed: int) -> float:
-    """Max |candidate - reference| over every output, both in ORT CPU, on seeded random inputs."""
-    import onnxruntime as ort
-
-    from edgept.bench.feeds import is_image, make_feeds
-
-    seq = None if is_image(bundle.inputs) else min(37, int(bundle.limits.get("max_sequence") or 37))
-    feeds = make_feeds(bundle.inputs, bundle.limits, 2, seq, np.random.default_rng(seed + 7))
-    outs = []
-    for model in (reference, candidate):
-        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-        wanted = {i.name for i in sess.get_inputs()}
-        outs.append(sess.run(None, {k: v for k, v in feeds.items() if k in wanted}))
-    return max(float(np.max(np.abs(a.astype(np.float64) - b))) for a, b in zip(*outs, strict=True))
-
-
-def _compile_ort(bundle: Bundle, w: BundleWriter, target: Target, cfg: CompileConfig, precision: str) -> dict:
-    import onnxruntime as ort
-
-    done = ort_backend.optimize_offline(bundle.model_path, w.path("model.onnx"), target)
-    diff = parity(bundle.model_path, w.dir / "model.onnx", bundle, cfg.seed)
-    if not diff <= cfg.tolerance:  # `not <=` also catches NaN
-        raise ParityError(
-            f"the offline-optimised graph differs from {bundle.path} by {diff:.3g} (tolerance {cfg.tolerance:g}); "
-            "compile with a looser --tolerance only if you accept that"
-        )
-    w.manifest["compiled"] = {
-        "target": target.name,
-        "backend": "ort",
-        "precision": precision,
-        "providers": ort_backend.providers_for(target, ort.get_available_providers()),
-    }
-    return {
-        "max_abs_diff": diff,
-        "tolerance": cfg.tolerance,
-        "graph_optimization": done,
-        "load_seconds": ort_backend.load_seconds(w.dir / "model.onnx", target),
-    }
-
-
-def _tensorrt_range(target: Target) -> str:
-    low, high = target.backend.tensorrt_min, target.backend.tensorrt_max
-    return f"{low}" if low == high else f">= {low}" + (f", <= {high}" if high else "")
-
-
 def _check_source(bundle: Bundle, target: Target) -> None:
     done = (bundle.manifest.get("compiled") or {}).get("target")
     if target.uses_tensorrt and done and (bundle.manifest.get("compiled") or {}).get("backend") == "ort":
@@ -239,25 +160,6 @@ def _check_source(bundle: Bundle, target: Target) -> None:
             f"{bundle.path} was compiled for {done} (ONNX Runtime graph); compile for {target.name} from the "
             "exported bundle or the model instead"
         )
-
-
-def _compile_trt(bundle: Bundle, w: BundleWriter, target: Target, cfg: CompileConfig, precision: str) -> dict:
-    plan = trt.plan_engine(bundle.inputs, bundle.limits, target, precision, sequence=cfg.sequence)
-    script = w.path(trt.SCRIPT)
-    atomic_write_text(script, trt.build_script(plan, _tensorrt_range(target)))
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    engines = dict(w.manifest.get("engines") or {})
-    engines[target.name] = {
-        "status": trt.TO_BUILD,
-        "file": plan.engine,
-        "script": trt.SCRIPT,
-        "tensorrt_range": _tensorrt_range(target),
-        "compute_capability": target.device.compute_capability,
-        "plan": plan.to_dict(),
-    }
-    w.manifest["engines"] = engines
-    w.manifest["compiled"] = {"target": target.name, "backend": "trt", "precision": precision}
-    return {"engine": trt.TO_BUILD, "profiles": [p["name"] for p in plan.to_dict()["profiles"]]}
 
 
 def compile_for_target(
@@ -285,8 +187,9 @@ def compile_for_target(
         if progress:
             progress("optimising the graph" if not target.uses_tensorrt else "planning the TensorRT engine")
         with BundleWriter(dest, overwrite=overwrite, base=bundle) as w:
-            compile_fn = _compile_trt if target.uses_tensorrt else _compile_ort
-            metrics = compile_fn(bundle, w, target, config, precision)
+            build = BACKENDS.get(target.backend.name)
+            metrics = build(bundle, w, target, precision, tolerance=config.tolerance, seed=config.seed,
+                            sequence=config.sequence)
             if vs_fp32 is not None:
                 metrics["vs_fp32"] = vs_fp32
             w.add_pass(
@@ -301,8 +204,6 @@ def compile_for_target(
 def build_engines(path: str | os.PathLike, target: str | None = None) -> Bundle:
     """Build the bundle's pending TensorRT engine on this machine (TensorRT and a GPU needed) and
     record TensorRT version and compute capability in the manifest; the bundle is replaced atomically."""
-    from edgept.runtime.engines import cuda_device
-
     bundle = Bundle.open(path)
     engines = bundle.manifest.get("engines") or {}
     if not engines:
@@ -311,7 +212,7 @@ def build_engines(path: str | os.PathLike, target: str | None = None) -> Bundle:
         target = next(iter(engines))
     if target not in engines:
         raise ConfigError(f"{path} has engine plans for {', '.join(sorted(engines))}; pass --target with one of them")
-    trt.import_tensorrt()  # fail with the install hint before touching anything
+    import_tensorrt()  # fail with the install hint before touching anything
     cc, gpu = cuda_device()
     if cc is None:
         raise EdgeptError("no CUDA GPU found (libcuda could not be loaded or reports no device); run this on the device")
@@ -332,4 +233,4 @@ def build_engines(path: str | os.PathLike, target: str | None = None) -> Bundle:
     return Bundle.open(bundle.path)
 
 
-__all__ = ["CompileConfig", "available_precisions", "build_engines", "choose_precision", "compile_for_target"]
+__all__ = ["available_precisions", "build_engines", "choose_precision", "compile_for_target", "quantize_config"]

@@ -171,15 +171,12 @@ def _frozen_weight_scales(model: nn.Module) -> Iterator[None]:
 def _fold_constants(path: Path) -> onnx.ModelProto:
     """ONNX Runtime's basic (hardware-independent) constant folding: Q(constant W) becomes the int8
     initializer DequantizeLinear reads, so the file holds int8 weights."""
-    import onnxruntime as ort
+    from edgept.runtime.ort import open_session
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    opts.optimized_model_filepath = str(path.with_suffix(".folded.onnx"))
-    opts.log_severity_level = 3
-    ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    proto = onnx.load(opts.optimized_model_filepath)
-    Path(opts.optimized_model_filepath).unlink()
+    folded = path.with_suffix(".folded.onnx")
+    open_session(path, level="basic", save_to=folded, quiet=True)
+    proto = onnx.load(str(folded))
+    folded.unlink()
     return proto
 
 
@@ -264,7 +261,7 @@ def qat(
     from edgept.eval import TorchEvaluator
     from edgept.fileio import atomic_write_text
     from edgept.models.hf import load_model
-    from edgept.quantize.compare import tensor_cosine
+    from edgept.parity import tensor_cosine
     from edgept.train.loop import MODEL_DIR, fit
     from edgept.train.objectives import ClassificationObjective
     from edgept.zoo import resolve

@@ -1,0 +1,42 @@
+"""`CompileConfig`: which target, which precision, and how strictly a compiled bundle is checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from edgept.configs import DictConfig
+from edgept.errors import ConfigError
+from edgept.targets import PRECISIONS
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompileConfig(DictConfig):
+    """How to compile. `target`: a shipped name, a family (`jetson`, `gpu`, `cpu`) or a TOML path.
+    `precision`: auto (the target's most preferred one this edgept can produce) or an explicit one.
+    `sequence`: (min, opt, max) for the TensorRT profile, e.g. from `trt.sequence_profile(lengths)`;
+    None uses the target's [shapes]. `tolerance`: max |optimised - unoptimised| graph on fresh random
+    inputs (CPU targets). `min_cosine`: least output cosine (edgept.parity) of an int8/fp16 bundle vs fp32
+    on fresh random inputs (None: MIN_COSINE for the precision)."""
+
+    kind: ClassVar[str] = "compile config"
+
+    target: str
+    precision: str = "auto"
+    sequence: tuple[int, int, int] | None = None
+    tolerance: float = 1e-4
+    min_cosine: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        allowed = ("auto", *PRECISIONS)
+        if self.precision not in allowed:
+            raise ConfigError(f"precision {self.precision!r} is not one of: {', '.join(allowed)}")
+        if not self.tolerance > 0:
+            raise ConfigError(f"tolerance must be positive, got {self.tolerance}")
+        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
+            raise ConfigError(f"--min-cosine must be in [-1, 1] (e.g. 0.98), got {self.min_cosine}")
+        if self.sequence is not None:
+            object.__setattr__(self, "sequence", tuple(int(s) for s in self.sequence))
+            if len(self.sequence) != 3 or not 1 <= self.sequence[0] <= self.sequence[1] <= self.sequence[2]:
+                raise ConfigError(f"sequence must be (min, opt, max) with 1 <= min <= opt <= max, got {self.sequence}")
