@@ -34,33 +34,29 @@ import onnx
 
 from edgept.bundle import Bundle, BundleWriter
 from edgept.fileio import atomic_write_text
-from edgept.quantize import QuantizeConfig, quantize
+from edgept.quantize import Auto, Fp16, Int8Static, quantize
 
 # (row name, config) of the results table; auto's accuracy budget is set from --max-drop.
 TABLE = {
-    "edgept static": QuantizeConfig(mode="int8-static", method="minmax", smooth=0.5),
+    "edgept static": Int8Static(smooth=0.5),
     # the fewest nodes kept in float for a whole-logit cosine of 0.9995 on the calibration set: 0.999
     # left the held-out set at 0.99898 on the fine-tuned teacher.
-    "edgept static, cosine 0.9995": QuantizeConfig(mode="int8-static", method="minmax", smooth=0.5, min_cosine=0.9995),
+    "edgept static, cosine 0.9995": Int8Static(smooth=0.5, min_cosine=0.9995),
     # per-token scales for the FFN down-projections' GELU outputs, where the remaining error sat.
-    "edgept static, per-token": QuantizeConfig(mode="int8-static", method="minmax", smooth=0.5, per_token=True),
+    "edgept static, per-token": Int8Static(smooth=0.5, per_token=True),
     # the same with 8-bit uint8 weights on ORT's u8u8 kernels (no AVX2 saturation, so no 7-bit)
-    "edgept static, per-token, uint8 weights": QuantizeConfig(
-        mode="int8-static", method="minmax", smooth=0.5, per_token=True, weight_type="uint8"),
+    "edgept static, per-token, uint8 weights": Int8Static(smooth=0.5, per_token=True, weight_type="uint8"),
     # per-token scales on every GEMM outside the fused attention (attention output, FFN up and down)
-    "edgept static, per-token all": QuantizeConfig(
-        mode="int8-static", method="minmax", smooth=0.5, per_token=True, per_token_scope="all"),
+    "edgept static, per-token all": Int8Static(smooth=0.5, per_token=True, per_token_scope="all"),
     # the same with the smoothing alpha chosen per model from SMOOTH_GRID on --data's dev split
-    "edgept static, per-token all, smooth auto": QuantizeConfig(
-        mode="int8-static", method="minmax", smooth="auto", per_token=True, per_token_scope="all"),
-    "edgept auto": QuantizeConfig(mode="auto", smooth=0.5),
-    "fp16": QuantizeConfig(mode="fp16"),
+    "edgept static, per-token all, smooth auto": Int8Static(smooth="auto", per_token=True, per_token_scope="all"),
+    "edgept auto": Auto(smooth=0.5),
+    "fp16": Fp16(),
 }
 METHODS = {  # the per-method comparison lives in scripts/benchmarks/quantize_methods.py; these are its extremes
-    "static minmax, no smoothing": QuantizeConfig(mode="int8-static", method="minmax"),
+    "static minmax, no smoothing": Int8Static(),
     # what GPTQ (on in every static row above) buys: the per-token-all row with nearest rounding
-    "edgept static, per-token all, nearest rounding": QuantizeConfig(
-        mode="int8-static", method="minmax", smooth=0.5, per_token=True, per_token_scope="all", gptq=False),
+    "edgept static, per-token all, nearest rounding": Int8Static(smooth=0.5, per_token=True, per_token_scope="all", gptq=False),
 }
 ANCHOR = "ORT dynamic per-channel"
 
@@ -102,7 +98,7 @@ def qat_variants(qat_dir: Path, args: argparse.Namespace, work: Path) -> dict[st
 
     weights = export(qat_dir / "model", work / "qat-fp32.edgept", overwrite=True)
     # Nearest rounding: QAT fitted its weights to that grid, GPTQ would move them off it.
-    static = quantize(weights, work / "qat-static.edgept", QuantizeConfig(mode="int8-static", method="minmax", gptq=False),
+    static = quantize(weights, work / "qat-static.edgept", Int8Static(gptq=False),
                       calibration=args.calibration, holdout=args.holdout, overwrite=True)
     return {"edgept QAT, Q/DQ": Bundle.open(qat_dir / "model.edgept"), "edgept QAT, static": static}
 
@@ -122,7 +118,8 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
             built[name] = Bundle.open(dest)
             continue
         print(f"[{src.path.name}] {name} ...", flush=True)
-        extra = {"data": args.data} if scored and (config.max_drop is not None or config.smooth == "auto") else {}
+        judged = isinstance(config, Int8Static) and (config.max_drop is not None or config.smooth == "auto")
+        extra = {"data": args.data} if scored and judged else {}
         built[name] = quantize(src, dest, config, calibration=args.calibration, holdout=args.holdout, overwrite=True, **extra)
     if qat_dir is not None:
         built.update(qat_variants(qat_dir, args, work))

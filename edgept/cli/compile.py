@@ -24,6 +24,7 @@ def compile_cmd(
     seq: str = typer.Option(None, help="TensorRT profile sequence lengths min,opt,max (default: the target's [shapes])."),
     tolerance: float = typer.Option(1e-4, help="Largest |optimised - unoptimised graph| accepted on random inputs (CPU targets)."),
     seed: int = typer.Option(0, help="Seed for export and parity inputs."),
+    keep_reference: bool = typer.Option(False, "--keep-reference", help="int8/fp16: also ship the fp32 graph as model.fp32.onnx (default: only what runs; the manifest keeps its sha256)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
 ) -> None:
     """Compile a model or bundle for a target device: an optimised ORT bundle, or a TensorRT-ready one."""
@@ -36,6 +37,7 @@ def compile_cmd(
         sequence=parse_ints(seq, "--seq") if seq else None,
         tolerance=tolerance,
         min_cosine=min_cosine,
+        keep_reference=keep_reference,
         seed=seed,
     )
     with err.status(f"compiling {source} for {target} ...") as status:

@@ -60,7 +60,7 @@ def choose_precision(target: Target, requested: str, available: tuple[str, ...])
     return requested
 
 
-def quantize_config(target: Target, precision: str, seed: int = 0) -> QuantizeConfig | None:
+def quantize_config(target: Target, precision: str, seed: int = 0, keep_reference: bool = False) -> QuantizeConfig | None:
     """The QuantizeConfig `precision` means on `target` (None for fp32); a TensorRT target must get
     standard ONNX ops (Q/DQ, casts), so an ONNX Runtime preset there is a one-line ConfigError."""
     from edgept.quantize.presets import FP16, STANDARD_OP_MODES, preset
@@ -73,7 +73,7 @@ def quantize_config(target: Target, precision: str, seed: int = 0) -> QuantizeCo
             f"target {target.name} builds TensorRT engines but its [quantize] preset {target.quantize.preset!r} "
             f"makes ONNX Runtime contrib ops; set preset = \"trt-int8-qdq\" in {target.source or target.name}"
         )
-    return config.replace(seed=seed)
+    return config.replace(seed=seed, keep_reference=keep_reference)
 
 
 def unknown_share(bundle: Bundle, texts: list[str]) -> float | None:
@@ -117,7 +117,7 @@ def _quantized(
     """`bundle` quantized for `precision` on `target` (as is for fp32), and its agreement with fp32."""
     from edgept.quantize import quantize
 
-    qcfg = quantize_config(target, precision, cfg.seed)
+    qcfg = quantize_config(target, precision, cfg.seed, cfg.keep_reference)
     if qcfg is None:
         return bundle, None
     what = f"{precision} for {target.name} ({qcfg.mode})"

@@ -17,7 +17,9 @@ class CompileConfig(DictConfig):
     `sequence`: (min, opt, max) for the TensorRT profile, e.g. from `trt.sequence_profile(lengths)`;
     None uses the target's [shapes]. `tolerance`: max |optimised - unoptimised| graph on fresh random
     inputs (CPU targets). `min_cosine`: least output cosine (edgept.parity) of an int8/fp16 bundle vs fp32
-    on fresh random inputs (None: MIN_COSINE for the precision)."""
+    on fresh random inputs (None: MIN_COSINE for the precision). `keep_reference`: an int8/fp16
+    bundle also ships the fp32 graph as `model.fp32.onnx` (by default only what runs; its sha256 stays
+    in the manifest)."""
 
     kind: ClassVar[str] = "compile config"
 
@@ -26,6 +28,7 @@ class CompileConfig(DictConfig):
     sequence: tuple[int, int, int] | None = None
     tolerance: float = 1e-4
     min_cosine: float | None = None
+    keep_reference: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

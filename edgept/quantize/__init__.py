@@ -1,14 +1,15 @@
-"""ONNX -> ONNX quantization: INT8 (dynamic, calibrated static, sensitivity-guided), FP16 with an overflow guard.
+"""ONNX -> ONNX quantization: INT8 (dynamic, calibrated static, sensitivity-guided, Q/DQ for TensorRT),
+FP16 with an overflow guard. One config type per mode:
 
-    bundle = edgept.quantize("model.edgept", "model.int8.edgept",
-                             QuantizeConfig(mode="auto"), calibration="calibration/rt-polarity-256")
+    from edgept.quantize import Auto, quantize
+    bundle = quantize("model.edgept", "model.int8.edgept", Auto(), calibration="calibration/rt-polarity-256")
 
 onnx and onnxruntime are imported by the submodules, which this package loads on first use.
 """
 
 from __future__ import annotations
 
-from edgept.quantize.config import MODES, QuantizeConfig
+from edgept.quantize.config import MODES, Auto, Fp16, Int8Dynamic, Int8Static, Qdq, QuantizeConfig, config_for
 
 
 def quantize(*args, **kwargs):
@@ -18,4 +19,4 @@ def quantize(*args, **kwargs):
     return _quantize(*args, **kwargs)
 
 
-__all__ = ["MODES", "QuantizeConfig", "quantize"]
+__all__ = ["MODES", "Auto", "Fp16", "Int8Dynamic", "Int8Static", "Qdq", "QuantizeConfig", "config_for", "quantize"]

@@ -1,15 +1,18 @@
 """`quantize(bundle, dest, config)`: an fp32 bundle in, an INT8 bundle out, with what it cost.
 
-The new bundle's `model.onnx` is the quantized graph and `model.fp32.onnx` the fp32 graph it was
-made from; the `quantize` pass records the mode, method, calibration set (path and sha256), every
-node kept in float and why, and the output agreement with fp32 on the calibration set, on fresh
-random inputs, and on a held-out set when one is given.
+The new bundle holds what runs: `model.onnx` is the quantized graph. The fp32 graph it was made
+from is described in the `quantize` pass (`metrics.reference`: source bundle, sha256, bytes) and
+shipped as `model.fp32.onnx` only with `keep_reference`. The pass records the mode and the
+config's fields, the calibration set (path and sha256), every node kept in float and why, the int8
+embedding tables, and the output agreement with fp32 on the calibration set, on fresh random
+inputs, and on a held-out set when one is given.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,13 +24,21 @@ from edgept.onnxutil import dedupe_initializers
 from edgept.parity import summarize
 from edgept.quantize import graph
 from edgept.quantize.calibration import CalibrationSet, load_calibration
-from edgept.quantize.config import SMOOTH_GRID, QuantizeConfig
+from edgept.quantize.config import SMOOTH_GRID, Auto, Fp16, Int8Dynamic, Int8Static, Qdq, QuantizeConfig
+from edgept.quantize.embeddings import int8_tables
 from edgept.quantize.int8 import Budget, Int8Plan, outputs
 from edgept.quantize.smooth import smooth
 from edgept.quantize.task import TaskSet, load_task
+from edgept.registry import Registry
 
 FP32 = "model.fp32.onnx"
 _FRESH_SHAPE = (2, 24)  # batch, sequence of the seeded random check (unlike any calibration batch)
+Progress = Callable[[str], None]
+# (fp32 bundle, its graph, config, calibration set, task set, progress) -> (quantized graph, report)
+Handler = Callable[[Bundle, onnx.ModelProto, Any, CalibrationSet | None, TaskSet | None, Progress | None],
+                   tuple[onnx.ModelProto, dict[str, Any]]]
+# Mode name -> what builds its graph; `quantize` dispatches through it.
+HANDLERS: Registry[Handler] = Registry("quantize handler")
 
 
 def _fresh_batches(bundle: Bundle, seed: int) -> list[dict[str, np.ndarray]]:
@@ -42,7 +53,7 @@ def accuracy(reference: onnx.ModelProto, candidate: onnx.ModelProto, batches: li
     return summarize(outputs(reference, batches), outputs(candidate, batches), batches)
 
 
-def _budget(plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None) -> tuple[Budget | None, dict[str, Any]]:
+def _budget(plan: Int8Plan, config: Int8Static, task: TaskSet | None) -> tuple[Budget | None, dict[str, Any]]:
     """The budget check the search runs on each candidate graph: output cosine (edgept.parity) on the
     calibration set >= `budget`, and/or task accuracy on the dev split within `max_drop` points."""
     cosine, drop = config.budget, config.max_drop
@@ -69,18 +80,18 @@ def _budget(plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None) -> tup
 
 
 def _int8(
-    plan: Int8Plan, config: QuantizeConfig, task: TaskSet | None, progress: Callable[[str], None] | None
+    plan: Int8Plan, config: Int8Static, task: TaskSet | None, progress: Progress | None
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Build the static graph; with a budget, rank nodes and keep the fewest in float that meet it."""
     report: dict[str, Any] = {"method": config.method}
     method = config.method
-    if config.mode == "auto":
+    if isinstance(config, Auto):
         method, scores = plan.best_method()
         report.update(method=method, method_scores=scores)
     float_nodes = [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]
     meets, budget = _budget(plan, config, task)
     kept: list[str] = []
-    if meets is not None and config.mode == "auto" and not config.per_token:
+    if meets is not None and isinstance(config, Auto) and not config.per_token:
         # Per-token scales cost ~4% of the speed, a node kept in float far more: try them first.
         ok, score = meets(plan.build(method))
         report["per_token"] = {"chosen": not ok, "all_int8_score": score}
@@ -111,8 +122,7 @@ def _int8(
 
 
 def _search_alpha(
-    fused: onnx.ModelProto, cal: CalibrationSet, config: QuantizeConfig, task: TaskSet | None,
-    progress: Callable[[str], None] | None,
+    fused: onnx.ModelProto, cal: CalibrationSet, config: Int8Static, task: TaskSet | None, progress: Progress | None,
 ) -> tuple[Int8Plan, dict[str, Any]]:
     """`smooth="auto"`: the plan (smoothed graph, ranges, GPTQ weights) of the SMOOTH_GRID alpha whose
     all-INT8 graph (config.method, biases corrected) has the best output cosine against fp32 on the
@@ -135,6 +145,71 @@ def _search_alpha(
     return best[1], {**best[2], "search": {"judge": judged, "method": config.method, "scores": scores}}
 
 
+def _fused(src: Bundle, progress: Progress | None) -> onnx.ModelProto:
+    if progress:
+        progress("fusing the fp32 graph")
+    return graph.fuse(src.model_path, src.manifest.get("model", {}).get("config"))
+
+
+@HANDLERS.register(Int8Dynamic.mode)
+def _dynamic(
+    src: Bundle, reference: onnx.ModelProto, config: Int8Dynamic, cal: CalibrationSet | None, task: TaskSet | None,
+    progress: Progress | None,
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    proto = graph.quantize_weights(
+        _fused(src, progress), keep_float=config.keep_float, per_channel=config.per_channel,
+        reduce_range=config.seven_bit, embeddings=config.embeddings, unsigned=config.unsigned_weights,
+    )
+    return proto, {"method": "per-call min/max (DynamicQuantizeLinear)",
+                   "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]}
+
+
+@HANDLERS.register(Int8Static.mode)
+@HANDLERS.register(Auto.mode)
+def _static(
+    src: Bundle, reference: onnx.ModelProto, config: Int8Static, cal: CalibrationSet, task: TaskSet | None,
+    progress: Progress | None,
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    fused = _fused(src, progress)
+    smoothing = None
+    if config.smooth == "auto":
+        plan, smoothing = _search_alpha(fused, cal, config, task, progress)
+    else:
+        if config.smooth is not None:
+            if progress:
+                progress(f"smoothing activation outliers into the weights (alpha {config.smooth})")
+            fused, smoothing = smooth(fused, cal.batches, config.smooth, skip=config.keep_float)
+        if progress:
+            progress("calibrating activation ranges" + (" and rounding weights by GPTQ" if config.gptq else ""))
+        plan = Int8Plan(fused, cal.batches, config)
+    proto, report = _int8(plan, config, task, progress)
+    report["smoothing"] = smoothing
+    return proto, report
+
+
+# fp16 and int8-qdq keep the exported graph's standard ops (what TensorRT parses); the ORT int8 modes fuse.
+@HANDLERS.register(Fp16.mode)
+def _fp16(
+    src: Bundle, reference: onnx.ModelProto, config: Fp16, cal: CalibrationSet, task: TaskSet | None,
+    progress: Progress | None,
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    from edgept.quantize.fp16 import to_fp16
+
+    return to_fp16(reference, cal.batches, config)
+
+
+@HANDLERS.register(Qdq.mode)
+def _qdq(
+    src: Bundle, reference: onnx.ModelProto, config: Qdq, cal: CalibrationSet, task: TaskSet | None,
+    progress: Progress | None,
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    from edgept.quantize.qdq import to_qdq
+
+    if progress:
+        progress("calibrating activation ranges")
+    return to_qdq(reference, cal.batches, config)
+
+
 def quantize(
     bundle: Bundle | str | os.PathLike,
     dest: str | os.PathLike,
@@ -144,25 +219,27 @@ def quantize(
     holdout: str | os.PathLike | None = None,
     data: str | None = None,
     overwrite: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> Bundle:
-    """Quantize an fp32 bundle into `dest` (see QuantizeConfig for the modes); return the new bundle.
+    """Quantize an fp32 bundle into `dest` by `config` (one of the mode configs of
+    edgept.quantize.config; default Int8Static()); return the new bundle.
 
-    `calibration` (a set made by `edgept calibration make`) is required by int8-static, auto and fp16;
-    `holdout` is another set, scored but never used to choose anything. `data` (a labelled set's
-    name or path; classifiers only) makes its dev split the `max_drop` budget's judge, and the
-    manifest records the dev accuracy of the fp32 and the quantized graph.
+    `calibration` (a set made by `edgept calibration make`) is required by every mode but
+    int8-dynamic; `holdout` is another set, scored but never used to choose anything. `data` (a
+    labelled set's name or path; classifiers only) makes its dev split the `max_drop` budget's
+    judge, and the manifest records the dev accuracy of the fp32 and the quantized graph.
     """
-    config = config or QuantizeConfig()
+    config = config or Int8Static()
+    handler = HANDLERS.get(config.mode)
     src = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-    if FP32 in src.artifacts:
+    if any(p.get("pass") == "quantize" for p in src.passes):
         raise ConfigError(
-            f"{src.path} is already quantized (it holds {FP32}); quantize the fp32 bundle it came from"
+            f"{src.path} is already quantized (its manifest has a quantize pass); quantize the fp32 bundle it came from"
         )
     cal: CalibrationSet | None = None
     if calibration is not None:
         cal = load_calibration(calibration, src, config.batch_size)
-    elif config.mode != "int8-dynamic":
+    elif config.needs_calibration:
         raise ConfigError(
             f"--mode {config.mode} needs --calibration DIR (e.g. calibration/rt-polarity-256); "
             "make one with `edgept calibration make`, or use --mode int8-dynamic"
@@ -170,48 +247,19 @@ def quantize(
     hold = load_calibration(holdout, src, config.batch_size) if holdout is not None else None
     task = load_task(data, src) if data is not None else None
     reference = onnx.load(str(src.model_path))
-    # fp16 and int8-qdq keep the exported graph's standard ops (what TensorRT parses); the ORT int8 modes fuse.
-    if config.mode not in ("fp16", "int8-qdq"):
-        if progress:
-            progress("fusing the fp32 graph")
-        fused = graph.fuse(src.model_path, src.manifest.get("model", {}).get("config"))
-    if config.mode == "fp16":
-        from edgept.quantize.fp16 import to_fp16
-
-        proto, report = to_fp16(reference, cal.batches, config)
-    elif config.mode == "int8-qdq":
-        from edgept.quantize.qdq import to_qdq
-
-        if progress:
-            progress("calibrating activation ranges")
-        proto, report = to_qdq(reference, cal.batches, config)
-    elif config.mode == "int8-dynamic":
-        proto = graph.quantize_weights(
-            fused, keep_float=config.keep_float, per_channel=config.per_channel,
-            reduce_range=config.seven_bit, embeddings=config.embeddings, unsigned=config.unsigned_weights,
-        )
-        report = {"method": "per-call min/max (DynamicQuantizeLinear)",
-                  "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]}
-    else:
-        smoothing = None
-        if config.smooth == "auto":
-            plan, smoothing = _search_alpha(fused, cal, config, task, progress)
-        else:
-            if config.smooth is not None:
-                if progress:
-                    progress(f"smoothing activation outliers into the weights (alpha {config.smooth})")
-                fused, smoothing = smooth(fused, cal.batches, config.smooth, skip=config.keep_float)
-            if progress:
-                progress("calibrating activation ranges" + (" and rounding weights by GPTQ" if config.gptq else ""))
-            plan = Int8Plan(fused, cal.batches, config)
-        proto, report = _int8(plan, config, task, progress)
-        report["smoothing"] = smoothing
+    proto, report = handler(src, reference, config, cal, task, progress)
+    tables = int8_tables(proto)  # before the dedupe, which may rename a table shared with a weight
     # Fusion gives each layer its own QKV matrix and ORT its own int8 copy of every use of a shared
     # weight; identical copies (same weights -> same scales) collapse back into one (ALBERT).
     dedupe_initializers(proto)
     if progress:
         progress("scoring against fp32")
-    metrics: dict[str, Any] = {"reference": FP32, "fresh_random": accuracy(reference, proto, _fresh_batches(src, config.seed))}
+    source = src.artifacts["model.onnx"]
+    metrics: dict[str, Any] = {
+        "reference": {"bundle": str(Path(src.path).resolve()), "sha256": source["sha256"], "bytes": source["bytes"],
+                      "file": FP32 if config.keep_reference else None},
+        "fresh_random": accuracy(reference, proto, _fresh_batches(src, config.seed)),
+    }
     if cal is not None:
         metrics["calibration"] = accuracy(reference, proto, list(cal.batches))
     if hold is not None:
@@ -220,10 +268,12 @@ def quantize(
         base, got = task.accuracy(reference), task.accuracy(proto)
         metrics["task"] = {**task.describe(), "fp32_accuracy": base, "accuracy": got, "drop_points": 100 * (base - got)}
     metrics["float_nodes"] = report.pop("float_nodes")
+    metrics["embeddings"] = tables
     metrics.update(report)
     recorded = {**config.to_dict(), "calibration": cal.describe() if cal else None}
     with BundleWriter(dest, overwrite=overwrite, base=src) as w:
         onnx.save(proto, str(w.path("model.onnx")))
-        onnx.save(reference, str(w.path(FP32)))
+        if config.keep_reference:
+            onnx.save(reference, str(w.path(FP32)))
         w.add_pass("quantize", recorded, metrics)
     return Bundle.open(dest)

@@ -17,7 +17,7 @@ import onnx
 
 from edgept.onnxutil import topological_sort
 from edgept.quantize import graph
-from edgept.quantize.config import QuantizeConfig
+from edgept.quantize.config import Fp16
 
 FP16_LIMIT = 65504.0 / 2  # half of fp16's max: headroom for inputs a little wider than calibration's
 ALWAYS_FP32 = ("LayerNormalization", "SkipLayerNormalization", "Softmax")
@@ -93,7 +93,7 @@ def _drift(
 
 
 def to_fp16(
-    proto: onnx.ModelProto, batches: Sequence[Mapping[str, np.ndarray]], config: QuantizeConfig
+    proto: onnx.ModelProto, batches: Sequence[Mapping[str, np.ndarray]], config: Fp16
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The fp16 graph of `proto` with the guard applied; the report names every node kept in fp32 and why."""
     proto = graph.name_nodes(proto)

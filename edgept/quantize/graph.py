@@ -24,7 +24,7 @@ from onnx import helper, numpy_helper
 
 from edgept.runtime import ort
 
-# Ops whose weights edgept quantizes; Gather (embeddings) is opt-in through `embeddings`.
+# Ops whose weights ORT's quantizer quantizes; embedding tables (Gather) are edgept's own (edgept.quantize.embeddings).
 QUANT_OPS = ("MatMul", "Attention")
 # ORT's optimizer model types per edgept arch (ALBERT is a BERT graph with shared weights).
 _FUSION_TYPES = {"bert": "bert", "vit": "vit"}
@@ -109,11 +109,13 @@ def quantize_weights(
     unsigned: bool = False,
 ) -> onnx.ModelProto:
     """ORT's weight quantization (int8, or uint8 when `unsigned`; per output channel) of `proto`'s
-    MatMul/Attention nodes,
-    except `keep_float`; activations are quantized per call (DynamicQuantizeLinear) until frozen."""
+    MatMul/Attention nodes, except `keep_float`; activations are quantized per call
+    (DynamicQuantizeLinear) until frozen. With `embeddings`, the embedding tables are stored int8
+    per row too (edgept.quantize.embeddings)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    ops = [*QUANT_OPS, "Gather"] if embeddings else list(QUANT_OPS)
+    from edgept.quantize.embeddings import ort_int8_columns, quantize_embeddings
+
     with tempfile.TemporaryDirectory(prefix="edgept-q-") as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(proto, str(src))
@@ -121,7 +123,7 @@ def quantize_weights(
             quantize_dynamic(
                 str(src),
                 str(dst),
-                op_types_to_quantize=ops,
+                op_types_to_quantize=list(QUANT_OPS),
                 per_channel=per_channel,
                 reduce_range=reduce_range,
                 weight_type=QuantType.QUInt8 if unsigned else QuantType.QInt8,
@@ -129,7 +131,8 @@ def quantize_weights(
                 # Fused contrib ops have no type info ORT's quantizer can read (DESIGN: measured fix).
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
-        return onnx.load(str(dst))
+        out = onnx.load(str(dst))
+    return quantize_embeddings(out, skip=keep_float, int8_columns=ort_int8_columns(out)) if embeddings else out
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import onnx
 from edgept.parity import Feeds, real_rows, summarize
 from edgept.quantize import graph
 from edgept.quantize.bias import channel_means, correct_bias, matmul_outputs
-from edgept.quantize.config import QuantizeConfig
+from edgept.quantize.config import Int8Static
 from edgept.quantize.gptq import apply_gptq, gram_matrices
 from edgept.quantize.ranges import METHODS, TensorStats, tensor_range, uint8_params
 
@@ -37,7 +37,7 @@ def collect_stats(fused: onnx.ModelProto, tensors: Sequence[str], batches: Seque
 
 
 def activation_params(
-    stats: Mapping[str, TensorStats], method: str, config: QuantizeConfig
+    stats: Mapping[str, TensorStats], method: str, config: Int8Static
 ) -> tuple[dict[str, tuple[float, int]], dict[str, list[float]]]:
     """(tensor -> (scale, zero point), tensor -> [lo, hi]) for `method`."""
     params, ranges = {}, {}
@@ -61,7 +61,7 @@ class Int8Plan:
 
     fused: onnx.ModelProto
     batches: Sequence[Feeds]
-    config: QuantizeConfig
+    config: Int8Static
     refs: list[np.ndarray] = field(init=False)
     stats: dict[str, TensorStats] = field(init=False)
     nodes: list[str] = field(init=False)

@@ -11,7 +11,9 @@ Here the exported graph is left as it is and, following TensorRT's Q/DQ placemen
   per-tensor symmetric, its range calibrated with `edgept.quantize.int8.collect_stats` and
   `ranges.tensor_range` (the same statistics and methods as int8-static);
 - nothing else: LayerNormalization and Softmax read float tensors, and the two activation x
-  activation MatMuls of attention stay float (quantizing softmax's output would put a Q after it).
+  activation MatMuls of attention stay float (quantizing softmax's output would put a Q after it);
+- with `embeddings`, the embedding tables int8 per row (edgept.quantize.embeddings: standard
+  Gather/Cast/Mul, which TensorRT parses).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgept.quantize import graph
-from edgept.quantize.config import QuantizeConfig
+from edgept.quantize.config import Qdq
 from edgept.quantize.int8 import collect_stats
 from edgept.quantize.ranges import int8_scale, tensor_range
 
@@ -117,7 +119,7 @@ def insert_qdq(
 
 
 def to_qdq(
-    proto: onnx.ModelProto, batches: Sequence[Mapping[str, np.ndarray]], config: QuantizeConfig
+    proto: onnx.ModelProto, batches: Sequence[Mapping[str, np.ndarray]], config: Qdq
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The explicit-precision INT8 graph of the unfused fp32 `proto`, activation ranges from `batches`
     by `config.method`; the report names the float nodes and counts the Q/DQ placed."""
@@ -127,6 +129,10 @@ def to_qdq(
     stats = collect_stats(proto, acts, batches)
     scales = {t: int8_scale(*tensor_range(stats[t], config.method, config.percentile)) for t in acts}
     out = insert_qdq(proto, scales, [n.name for n in nodes], config.per_channel)
+    if config.embeddings:
+        from edgept.quantize.embeddings import quantize_embeddings
+
+        out = quantize_embeddings(out, skip=config.keep_float)
     report = {
         "method": f"{config.method} ranges, symmetric int8 Q/DQ (explicit precision for TensorRT)",
         "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float],

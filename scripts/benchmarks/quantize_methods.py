@@ -20,7 +20,7 @@ import onnx
 
 from edgept.bench import BenchConfig, bench
 from edgept.bundle import Bundle
-from edgept.quantize import QuantizeConfig, graph
+from edgept.quantize import Int8Static, graph
 from edgept.quantize.api import accuracy
 from edgept.quantize.calibration import load_calibration
 from edgept.quantize.int8 import Int8Plan
@@ -63,7 +63,7 @@ def main() -> None:
         key = (alpha, seven)
         if key not in plans:
             g, info = smooth(fused, cal, alpha) if alpha is not None else (fused, None)
-            config = QuantizeConfig(mode="int8-static", smooth=alpha, reduce_range=seven, sensitivity_examples=32)
+            config = Int8Static(smooth=alpha, reduce_range=seven, sensitivity_examples=32)
             plan = Int8Plan(g, cal, config)
             plans[key] = (plan, {})
         plan, ranked = plans[key]

@@ -45,7 +45,7 @@ def test_max_drop_without_data_or_on_an_encoder_is_one_line(monkeypatch, capsys,
     assert_one_line_error(code, err, "--max-drop needs --data")
     code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q",
                           "--mode", "fp16", "--max-drop", "0.5", "--calibration", tmp_path / "cal")
-    assert_one_line_error(code, err, "--per-token need --mode int8-static or auto")
+    assert_one_line_error(code, err, "--max-drop applies to --mode auto or int8-static; drop it or change --mode")
 
 
 def test_smooth_auto_picks_the_grid_alpha_closest_to_fp32_on_the_dev_split(monkeypatch, capsys, tmp_path, tiny_bert_dir):

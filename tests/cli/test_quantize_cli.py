@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from edgept.quantize import Int8Static
 from tests.cli.test_cli import assert_one_line_error, edgept
 
 
@@ -33,12 +34,15 @@ def test_calibration_make_then_quantize(monkeypatch, capsys, tmp_path, tiny_bert
     assert "bias correction:" not in out
     passed = json.loads((tmp_path / "q2.edgept" / "manifest.json").read_text())["passes"][-1]
     assert passed["config"]["per_token_scope"] == "all" and "bias_correction" not in passed["metrics"]
+    # The options given set their fields; every other field keeps the config class's default.
+    expected = Int8Static(per_token=True, per_token_scope="all", bias_correction=False).to_dict()
+    assert {k: v for k, v in passed["config"].items() if k != "calibration"} == json.loads(json.dumps(expected))
 
 
 def test_quantize_cli_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir):
     code, _, err = edgept(monkeypatch, capsys, "export", tiny_bert_dir, "-o", tmp_path / "m.edgept")
     code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q", "--mode", "int4")
-    assert_one_line_error(code, err, "int8-dynamic, int8-static, fp16, auto")
+    assert_one_line_error(code, err, "known: auto, fp16, int8-dynamic, int8-qdq, int8-static")
     code, _, err = edgept(monkeypatch, capsys, "quantize", tmp_path / "m.edgept", "-o", tmp_path / "q", "--per-token",
                           "--per-token-scope", "attention")
     assert_one_line_error(code, err, "ffn-down, all")

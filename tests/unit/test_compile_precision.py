@@ -53,11 +53,16 @@ def test_jetson_int8_bundle_is_qdq_onnx_with_a_strongly_typed_script(tiny, tmp_p
     assert pooled_cosine(ref, got, feeds["attention_mask"]).min() > 0.999
 
 
-def test_gpu_fp16_bundle_keeps_the_fp32_reference_beside_it(tiny, tmp_path):  # noqa: F811
+def test_gpu_fp16_bundle_ships_the_fp32_reference_only_when_asked(tiny, tmp_path):  # noqa: F811
     bundle, cal = tiny
-    out, _ = compile_for_target(
-        bundle.path, tmp_path / "t4.edgept", CompileConfig(target="gpu-turing", precision="fp16"), calibration=cal
+    lean, _ = compile_for_target(
+        bundle.path, tmp_path / "lean.edgept", CompileConfig(target="gpu-turing", precision="fp16"), calibration=cal
     )
+    assert "model.fp32.onnx" not in lean.artifacts
+    reference = next(p for p in lean.passes if p["pass"] == "quantize")["metrics"]["reference"]
+    assert reference["sha256"] == bundle.artifacts["model.onnx"]["sha256"] and reference["file"] is None
+    config = CompileConfig(target="gpu-turing", precision="fp16", keep_reference=True)
+    out, _ = compile_for_target(bundle.path, tmp_path / "t4.edgept", config, calibration=cal)
     assert "model.fp32.onnx" in out.artifacts and out.manifest["compiled"]["precision"] == "fp16"
     feeds = token_feeds(seed=42, n=2, seq=7)
     ref, got = run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"]

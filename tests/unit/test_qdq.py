@@ -8,7 +8,7 @@ import pytest
 from onnx import numpy_helper
 
 from edgept.errors import ConfigError
-from edgept.quantize import QuantizeConfig, quantize
+from edgept.quantize import Fp16, Qdq, config_for, quantize
 from edgept.quantize.qdq import INT8_MAX, quantize_weight
 from tests.unit.test_quantize import encoder_config, pooled_cosine, run, tiny, token_feeds  # noqa: F401  (fixtures)
 
@@ -16,9 +16,9 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 FLOAT_ONLY = ("LayerNormalization", "Softmax")
 
 
-def explicit(tiny, tmp_path, mode):  # noqa: F811
+def explicit(tiny, tmp_path, config):  # noqa: F811
     bundle, cal = tiny
-    out = quantize(bundle, tmp_path / f"{mode}.edgept", QuantizeConfig(mode=mode, method="percentile"), calibration=cal)
+    out = quantize(bundle, tmp_path / f"{config.mode}.edgept", config, calibration=cal)
     proto = onnx.load(str(out.model_path))
     onnx.checker.check_model(proto, full_check=True)  # also: nodes topologically sorted, types infer
     assert {n.domain for n in proto.graph.node} <= set(STANDARD_DOMAINS), {n.op_type for n in proto.graph.node if n.domain}
@@ -32,7 +32,7 @@ def parity(bundle, out):
 
 
 def test_int8_qdq_is_standard_and_matches_fp32(tiny, tmp_path):  # noqa: F811
-    bundle, out, proto = explicit(tiny, tmp_path, "int8-qdq")
+    bundle, out, proto = explicit(tiny, tmp_path, Qdq(method="percentile"))
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear", "MatMul", "LayerNormalization", "Softmax"} <= ops
     assert not ops & {"QAttention", "MatMulInteger", "DynamicQuantizeLinear", "SkipLayerNormalization"}
@@ -42,7 +42,7 @@ def test_int8_qdq_is_standard_and_matches_fp32(tiny, tmp_path):  # noqa: F811
 
 
 def test_qdq_placement_follows_tensorrt_rules(tiny, tmp_path):  # noqa: F811
-    _, _, proto = explicit(tiny, tmp_path, "int8-qdq")
+    _, _, proto = explicit(tiny, tmp_path, Qdq(method="percentile"))
     producer = {o: n for n in proto.graph.node for o in n.output}
     consumers: dict[str, list] = {}
     for n in proto.graph.node:
@@ -80,7 +80,7 @@ def test_qdq_placement_follows_tensorrt_rules(tiny, tmp_path):  # noqa: F811
 
 
 def test_fp16_is_standard_casts_with_layernorm_and_softmax_in_fp32(tiny, tmp_path):  # noqa: F811
-    bundle, out, proto = explicit(tiny, tmp_path, "fp16")
+    bundle, out, proto = explicit(tiny, tmp_path, Fp16())
     assert "Cast" in {n.op_type for n in proto.graph.node}
     fp16_weights = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
     assert fp16_weights
@@ -105,8 +105,8 @@ def test_weight_quantization_is_symmetric_per_channel_and_exact_at_the_grid():
     assert s1.shape == () and np.abs(q1).max() == INT8_MAX
 
 
-@pytest.mark.parametrize("change", [{"reduce_range": True}, {"embeddings": True}, {"min_cosine": 0.99}])
+@pytest.mark.parametrize("change", [{"reduce_range": True}, {"smooth": 0.5}, {"min_cosine": 0.99}, {"weight_type": "uint8"}])
 def test_qdq_refuses_what_tensorrt_qdq_cannot_mean(change):
-    with pytest.raises(ConfigError, match="int8-qdq does not support") as e:
-        QuantizeConfig(mode="int8-qdq", **change)
+    with pytest.raises(ConfigError, match=r"applies to --mode .*; drop it or change --mode \(got --mode int8-qdq\)") as e:
+        config_for("int8-qdq", **change)
     assert "\n" not in str(e.value)

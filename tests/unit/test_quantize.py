@@ -11,7 +11,7 @@ import torch
 
 from edgept.errors import ConfigError, InputError
 from edgept.fileio import sha256_file
-from edgept.quantize import QuantizeConfig, quantize
+from edgept.quantize import Auto, Fp16, Int8Dynamic, Int8Static, Qdq, QuantizeConfig, config_for, quantize
 
 VOCAB = 23
 
@@ -82,7 +82,7 @@ def test_each_method_gives_its_own_ranges(tiny, tmp_path):
     bundle, cal = tiny
     files = {}
     for method in ("minmax", "entropy", "percentile"):
-        out = quantize(bundle, tmp_path / f"{method}.edgept", QuantizeConfig(mode="int8-static", method=method), calibration=cal)
+        out = quantize(bundle, tmp_path / f"{method}.edgept", Int8Static(method=method), calibration=cal)
         files[method] = out.artifacts["model.onnx"]["sha256"]
         assert out.passes[-1]["config"]["calibration"]["sha256"] == sha256_file(cal / "inputs.npz")
     assert len(set(files.values())) == 3, files
@@ -90,7 +90,7 @@ def test_each_method_gives_its_own_ranges(tiny, tmp_path):
 
 def test_static_int8_matches_fp32_on_fresh_inputs_and_keeps_fused_kernels(tiny, tmp_path):
     bundle, cal = tiny
-    out = quantize(bundle, tmp_path / "s.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    out = quantize(bundle, tmp_path / "s.edgept", Int8Static(), calibration=cal)
     ops = {n.op_type for n in onnx.load(str(out.model_path)).graph.node}
     assert {"QAttention", "MatMulIntegerToFloat", "QuantizeLinear", "LayerNormalization"} <= ops
     assert "SkipLayerNormalization" not in ops  # split: the faster pair on CPU (graph.unfuse_skip_layernorm)
@@ -101,16 +101,19 @@ def test_static_int8_matches_fp32_on_fresh_inputs_and_keeps_fused_kernels(tiny, 
     cos = pooled_cosine(ref, got, feeds["attention_mask"])
     assert cos.min() > 0.99, cos  # int8 tolerance for a random 2-layer, 32-wide encoder
     assert np.abs(ref - got).max() < 0.5
-    assert (out.path / "model.fp32.onnx").is_file()
+    assert not (out.path / "model.fp32.onnx").exists()  # the bundle holds what runs...
+    reference = out.passes[-1]["metrics"]["reference"]  # ...and says what it was made from
+    assert reference["sha256"] == bundle.artifacts["model.onnx"]["sha256"] and reference["file"] is None
 
 
 def test_sensitivity_ranks_planted_outlier_first_and_budget_keeps_it(tmp_path, encoder_config):
     bundle = export_tiny(tmp_path, encoder_config, plant=outlier_in_block1_ffn)
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
-    plain = quantize(bundle, tmp_path / "plain.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    # Float tables: the ranking is of the GEMMs, whose error the int8 tables' would blur.
+    plain = quantize(bundle, tmp_path / "plain.edgept", Int8Static(embeddings=False), calibration=cal)
     c0 = plain.passes[-1]["metrics"]["calibration"]["cosine"]
     budget = 1 - (1 - c0) / 3  # all-INT8 misses it: something must stay in float
-    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static", min_cosine=budget), calibration=cal)
+    out = quantize(bundle, tmp_path / "q.edgept", Int8Static(min_cosine=budget, embeddings=False), calibration=cal)
     metrics = out.passes[-1]["metrics"]
     ranked = metrics["sensitivity"]
     assert "blocks.1/ffn/down" in ranked[0]["node"], ranked[:3]
@@ -125,7 +128,7 @@ def test_fp16_guard_keeps_a_planted_layernorm_overflow_in_fp32(tmp_path, encoder
 
     bundle = export_tiny(tmp_path, encoder_config, plant=huge_embeddings)
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
-    out = quantize(bundle, tmp_path / "h.edgept", QuantizeConfig(mode="fp16"), calibration=cal)
+    out = quantize(bundle, tmp_path / "h.edgept", Fp16(), calibration=cal)
     reasons = [r["reason"] for r in out.passes[-1]["metrics"]["float_nodes"]]
     assert any(r.startswith("overflow") for r in reasons), reasons
     feeds = token_feeds(seed=5, n=4, seq=10)
@@ -145,11 +148,15 @@ def test_fp16_guard_keeps_a_planted_layernorm_overflow_in_fp32(tmp_path, encoder
 
 
 def weight_storage(proto: onnx.ModelProto) -> tuple[list[np.ndarray], list[str]]:
-    """The int8 weight matrices of a quantized graph and its per-channel weight-scale vectors."""
+    """The int8 GEMM weight matrices of a quantized graph and its per-channel weight-scale vectors
+    (the int8 embedding tables and their row scales are test_quantize_embeddings')."""
     from onnx import numpy_helper
 
-    int8 = [numpy_helper.to_array(i) for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
-    scales = [i.name for i in proto.graph.initializer if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] > 1]
+    from edgept.quantize.embeddings import ROWS, SCALE
+
+    gemm = [i for i in proto.graph.initializer if not i.name.endswith((ROWS, SCALE))]
+    int8 = [numpy_helper.to_array(i) for i in gemm if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    scales = [i.name for i in gemm if i.name.endswith("_scale") and len(i.dims) == 1 and i.dims[0] > 1]
     return int8, scales
 
 
@@ -168,7 +175,7 @@ def shared_config(config, factorized: bool):
 def test_shared_weights_are_quantized_once(tmp_path, encoder_config, mode, factorized):
     bundle = export_tiny(tmp_path, shared_config(encoder_config, factorized))
     cal = write_npz_set(tmp_path / "cal", token_feeds(0)) if mode == "int8-static" else None
-    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode=mode), calibration=cal)
+    out = quantize(bundle, tmp_path / "q.edgept", config_for(mode), calibration=cal)
     proto = onnx.load(str(out.model_path))
     int8, scales = weight_storage(proto)
     qnodes = [n for n in proto.graph.node if n.op_type in ("QAttention", "MatMulInteger", "MatMulIntegerToFloat")]
@@ -200,7 +207,7 @@ def test_ort_quantize_dynamic_stores_a_copy_per_fused_use_of_a_shared_weight(tmp
     quantize_dynamic(str(fused), str(tmp_path / "ort.onnx"), per_channel=True, weight_type=QuantType.QInt8,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})  # fmt: skip
     ort_int8, ort_scales = weight_storage(onnx.load(str(tmp_path / "ort.onnx")))
-    ours = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-dynamic"))
+    ours = quantize(bundle, tmp_path / "q.edgept", Int8Dynamic())
     int8, scales = weight_storage(onnx.load(str(ours.model_path)))
     assert distinct(ort_int8) == distinct(int8) == len(int8)  # the same distinct weights...
     assert len(ort_int8) - len(int8) == 2  # ...but layers 2-4's fused QKV are three copies in ORT's file
@@ -224,7 +231,7 @@ def test_calibration_data_that_does_not_fit_the_bundle_is_one_line(tiny, tmp_pat
     bundle, _ = tiny
     cal = write_npz_set(tmp_path / "bad", change(token_feeds(0)))
     with pytest.raises(InputError) as e:
-        quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+        quantize(bundle, tmp_path / "q.edgept", Int8Static(), calibration=cal)
     msg = str(e.value)
     assert match in msg and "\n" not in msg and str(cal) in msg, msg
 
@@ -233,27 +240,58 @@ def test_tampered_calibration_set_and_missing_set_are_one_line(tiny, tmp_path):
     bundle, cal = tiny
     np.savez(cal / "inputs.npz", **token_feeds(1))
     with pytest.raises(InputError, match="sha256"):
-        quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+        quantize(bundle, tmp_path / "q.edgept", Int8Static(), calibration=cal)
     with pytest.raises(ConfigError, match="needs --calibration"):
-        quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="auto"))
+        quantize(bundle, tmp_path / "q.edgept", Auto())
 
 
 def test_quantized_bundle_is_not_quantized_again(tiny, tmp_path):
     bundle, cal = tiny
-    out = quantize(bundle, tmp_path / "d.edgept", QuantizeConfig(mode="int8-dynamic"))
+    out = quantize(bundle, tmp_path / "d.edgept", Int8Dynamic())
     assert "DynamicQuantizeLinear" in {n.op_type for n in onnx.load(str(out.model_path)).graph.node}
     with pytest.raises(ConfigError, match="already quantized"):
-        quantize(out, tmp_path / "again.edgept", QuantizeConfig(mode="int8-dynamic"))
+        quantize(out, tmp_path / "again.edgept", Int8Dynamic())
 
 
-def test_config_round_trips_and_rejects_bad_values():
-    c = QuantizeConfig(mode="auto", keep_float=("a",), min_cosine=0.99)
-    assert QuantizeConfig.from_dict(c.to_dict()) == c and c.budget == 0.99
-    assert QuantizeConfig(mode="auto").budget == 0.999
-    with pytest.raises(ConfigError, match="int8-dynamic, int8-static, fp16, auto"):
-        QuantizeConfig(mode="int4")
+@pytest.mark.parametrize(
+    "config",
+    [Int8Dynamic(reduce_range=True, keep_float=("n",)), Int8Static(smooth="auto", per_token=True), Auto(keep_float=("a",), min_cosine=0.99),
+     Qdq(method="entropy", per_channel=False), Fp16(fp16_tolerance=0.05, keep_reference=True)],
+)
+def test_each_mode_config_round_trips_through_its_dict(config):
+    d = json.loads(json.dumps(config.to_dict()))  # as the manifest stores it
+    assert d["mode"] == config.mode
+    assert QuantizeConfig.from_dict(d) == config and type(config).from_dict(d) == config
+
+
+def test_config_for_builds_the_mode_and_rejects_what_it_does_not_take():
+    assert config_for("auto", min_cosine=0.99).budget == 0.99 and Auto().budget == 0.999
+    assert Int8Static().budget is None and config_for("int8-static") == Int8Static()
+    assert Int8Static().method == Qdq().method == "minmax"  # the one default (docs/results used it)
+    with pytest.raises(ConfigError, match="known: auto, fp16, int8-dynamic, int8-qdq, int8-static"):
+        config_for("int4")
     with pytest.raises(ConfigError, match="minmax, entropy, percentile"):
-        QuantizeConfig(method="mse")
+        Int8Static(method="mse")
+    for mode, option, takers in (("fp16", "smooth", "auto or int8-static"), ("int8-dynamic", "method", "auto or int8-qdq or int8-static"),
+                                 ("int8-qdq", "fp16_tolerance", "fp16")):
+        with pytest.raises(ConfigError) as e:
+            config_for(mode, **{option: 0.5})
+        flag = "--" + option.replace("_", "-")
+        assert str(e.value) == f"{flag} applies to --mode {takers}; drop it or change --mode (got --mode {mode})"
+    with pytest.raises(ConfigError, match="base of the mode configs"):
+        QuantizeConfig()
+    with pytest.raises(ConfigError, match="has mode 'int8-static', got 'fp16'"):
+        Int8Static.from_dict({"mode": "fp16"})
+
+
+def test_the_verb_and_the_configs_import_without_onnx():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom edgept.quantize import Int8Static, config_for, quantize\nconfig_for('auto', smooth=0.5)\n"
+            "print('HEAVY', [m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules])\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in res.stdout, res.stdout
 
 
 def test_integer_matmul_fusion_is_exact(tiny):
@@ -265,7 +303,7 @@ def test_integer_matmul_fusion_is_exact(tiny):
     from edgept.quantize.calibration import load_calibration
 
     fused = graph.fuse(bundle.model_path, bundle.manifest["model"]["config"])
-    plan = Int8Plan(fused, load_calibration(cal, bundle).batches, QuantizeConfig(mode="int8-static"))
+    plan = Int8Plan(fused, load_calibration(cal, bundle).batches, Int8Static())
     from edgept.quantize.int8 import activation_params
 
     unfused = graph.freeze_scales(plan._weights(()), activation_params(plan.stats, "minmax", plan.config)[0])
@@ -296,7 +334,7 @@ def test_image_calibration_set_from_a_folder_quantizes_a_vit(tmp_path, tiny_vit_
     bundle = export(save_model(build_model(tiny_vit_config()), tmp_path / "vit"), tmp_path / "vit.edgept")
     batches = load_calibration(cal, bundle, batch_size=8).batches
     assert [b["pixel_values"].shape for b in batches] == [(8, 3, 32, 32), (4, 3, 32, 32)]  # the bundle's own resize
-    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static"), calibration=cal)
+    out = quantize(bundle, tmp_path / "q.edgept", Int8Static(), calibration=cal)
     assert out.passes[-1]["config"]["calibration"]["sha256"] == card["sha256"]["images.npz"]
     assert out.passes[-1]["metrics"]["calibration"]["cosine"] > 0.99, out.passes[-1]["metrics"]["calibration"]
     with pytest.raises(InputError, match="holds images but bundle .* with no image preprocessor") as e:

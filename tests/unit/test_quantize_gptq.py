@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgept.quantize import QuantizeConfig, graph, quantize
+from edgept.quantize import Int8Static, graph, quantize
 from edgept.quantize.gptq import gptq_round
 from edgept.quantize.int8 import Int8Plan
 from tests.unit.test_quantize import (
@@ -64,7 +64,7 @@ def test_gptq_lowers_the_gemm_output_error_on_fresh_correlated_inputs():
     w = numpy_helper.to_array(proto.graph.initializer[0]).astype(np.float64)
     cal = [correlated(s, 8, 16) for s in range(4)]
     x = correlated(7, 6, 11)["x"].astype(np.float64)  # new seed and shape
-    config = QuantizeConfig(mode="int8-static", method="minmax", bias_correction=False)
+    config = Int8Static(method="minmax", bias_correction=False)
     errors, ints = {}, {}
     for gptq in (False, True):
         plan = Int8Plan(proto, cal, config.replace(gptq=gptq))
@@ -86,7 +86,7 @@ def test_a_shared_weight_is_rounded_once_and_stays_one_initializer(tmp_path, tin
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
     results = {}
     for gptq in (False, True):
-        out = quantize(bundle, tmp_path / f"q-{gptq}.edgept", QuantizeConfig(mode="int8-static", gptq=gptq), calibration=cal)
+        out = quantize(bundle, tmp_path / f"q-{gptq}.edgept", Int8Static(gptq=gptq), calibration=cal)
         int8, _ = weight_storage(onnx.load(str(out.model_path)))
         assert len(int8) == distinct(int8) == 4  # 4 layers share QKV, out, up, down: one int8 copy each
         results[gptq] = (int8, out.passes[-1]["metrics"])

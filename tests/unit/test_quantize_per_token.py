@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgept.errors import ConfigError
-from edgept.quantize import QuantizeConfig, graph, quantize
+from edgept.quantize import Auto, Int8Static, config_for, graph, quantize
 from edgept.quantize.int8 import Int8Plan
 from tests.unit.test_quantize import (
     export_tiny,
@@ -56,7 +56,7 @@ def test_per_token_scales_rescue_narrow_rows_and_keep_the_integer_gemm():
     ref = graph.session(proto).run(None, fresh)[0]
     errors, plans = {}, {}
     for per_token in (False, True):
-        q = Int8Plan(proto, cal, QuantizeConfig(mode="int8-static", method="minmax", per_token=per_token)).build("minmax")
+        q = Int8Plan(proto, cal, Int8Static(method="minmax", per_token=per_token)).build("minmax")
         ops = [n.op_type for n in q.graph.node]
         assert "MatMulIntegerToFloat" in ops and "DynamicQuantizeLinear" not in ops and "MatMul" not in ops
         errors[per_token] = _relative_rows_error(graph.session(q).run(None, fresh)[0], ref)
@@ -76,7 +76,7 @@ def test_per_token_graph_computes_its_stated_formula(weight_type):
     proto = gelu_matmul_graph()
     rng = np.random.default_rng(3)
     cal = [tokens_of_many_widths(rng, 4, 10) for _ in range(2)]
-    config = QuantizeConfig(mode="int8-static", method="minmax", per_token=True, weight_type=weight_type)
+    config = Int8Static(method="minmax", per_token=True, weight_type=weight_type)
     assert config.seven_bit is (weight_type == "int8")
     plan = Int8Plan(proto, cal, config)
     q = plan.build("minmax")
@@ -111,7 +111,7 @@ def test_per_token_on_a_tiny_bert_touches_only_the_ffn_down_projections(tmp_path
     config = tiny_bert_config(task="feature-extraction", labels=(), vocab_size=23, num_layers=3)
     bundle = export_tiny(tmp_path, config)
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
-    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static", per_token=True), calibration=cal)
+    out = quantize(bundle, tmp_path / "q.edgept", Int8Static(per_token=True), calibration=cal)
     proto = onnx.load(str(out.model_path))
     rescaled = [n.name for n in proto.graph.node if n.name.endswith("/per_token_rescale")]
     assert len(rescaled) == 3 and all("ffn/down" in n for n in rescaled), rescaled
@@ -125,13 +125,14 @@ def test_per_token_on_a_tiny_bert_touches_only_the_ffn_down_projections(tmp_path
 
 @pytest.mark.parametrize("mode", ["int8-dynamic", "fp16", "int8-qdq"])
 def test_per_token_needs_a_static_mode(mode):
-    with pytest.raises(ConfigError, match="per.token"):
-        QuantizeConfig(mode=mode, per_token=True)
+    with pytest.raises(ConfigError, match="--per-token applies to --mode auto or int8-static") as e:
+        config_for(mode, per_token=True)
+    assert "\n" not in str(e.value)
 
 
 def test_per_token_defaults_to_seven_bit_weights():
-    assert QuantizeConfig(per_token=True).seven_bit
-    assert not QuantizeConfig(per_token=True, reduce_range=False).seven_bit
+    assert Int8Static(per_token=True).seven_bit
+    assert not Int8Static(per_token=True, reduce_range=False).seven_bit
 
 
 @pytest.mark.parametrize(("min_cosine", "chosen"), [(0.5, False), (0.99999, True)])
@@ -141,7 +142,7 @@ def test_auto_tries_per_token_scales_before_keeping_nodes_in_float(tmp_path, tin
     # the planted outlier makes it 4e-5. Bias correction alone takes that to 2e-7, so it is off here.
     bundle = export_tiny(tmp_path, config, plant=outlier_in_block1_ffn)
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
-    config = QuantizeConfig(mode="auto", min_cosine=min_cosine, bias_correction=False)
+    config = Auto(min_cosine=min_cosine, bias_correction=False)
     out = quantize(bundle, tmp_path / "q.edgept", config, calibration=cal)
     metrics = out.passes[-1]["metrics"]
     assert metrics["per_token"]["chosen"] is chosen
@@ -158,8 +159,8 @@ def test_a_graph_without_gelu_inputs_is_left_as_it_is():
 
     proto = ln_matmul_graph()
     cal = [{"x": np.random.default_rng(0).normal(0, 1, (4, 10, 32)).astype(np.float32)}]
-    plain = Int8Plan(proto, cal, QuantizeConfig(mode="int8-static", reduce_range=True)).build("minmax")
-    per_token = Int8Plan(proto, cal, QuantizeConfig(mode="int8-static", per_token=True)).build("minmax")
+    plain = Int8Plan(proto, cal, Int8Static(reduce_range=True)).build("minmax")
+    per_token = Int8Plan(proto, cal, Int8Static(per_token=True)).build("minmax")
     assert per_token.SerializeToString() == plain.SerializeToString()
 
 
@@ -175,7 +176,7 @@ def test_scope_all_scales_any_gemm_input_per_token_with_a_symmetric_zero_point()
     errors = {}
     for scope in ("ffn-down", "all"):
         # Nearest rounding: GPTQ minimises the summed error, which the wide rows dominate, not this per-row one.
-        config = QuantizeConfig(mode="int8-static", method="minmax", per_token=True, per_token_scope=scope, bias_correction=False, gptq=False)
+        config = Int8Static(method="minmax", per_token=True, per_token_scope=scope, bias_correction=False, gptq=False)
         q = Int8Plan(proto, cal, config).build("minmax")
         assert len([n for n in q.graph.node if n.name.endswith("/per_token_rescale")]) == (scope == "all")
         errors[scope] = _relative_rows_error(graph.session(q).run(None, fresh)[0], ref)

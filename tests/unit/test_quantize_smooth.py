@@ -7,13 +7,14 @@ import onnx
 import pytest
 
 from edgept.errors import ConfigError
-from edgept.quantize import QuantizeConfig, graph, quantize
+from edgept.quantize import Int8Static, graph, quantize
 from edgept.quantize.smooth import smooth
 from tests.unit.test_quantize import (
     export_tiny,
     pooled_cosine,
     run,
     token_feeds,
+    weight_storage,
     write_npz_set,
 )
 
@@ -85,7 +86,7 @@ def test_smoothing_rescues_a_planted_outlier_channel_in_int8():
     errors = {}
     for alpha, seven in ((None, False), (None, True), (0.5, False), (0.5, True)):
         g = smooth(proto, cal, alpha)[0] if alpha is not None else proto
-        config = QuantizeConfig(mode="int8-static", method="minmax", smooth=alpha, reduce_range=seven)
+        config = Int8Static(method="minmax", smooth=alpha, reduce_range=seven)
         q = Int8Plan(g, cal, config).build("minmax")
         assert "MatMulIntegerToFloat" in {n.op_type for n in q.graph.node}  # the fused int8 kernel stays
         errors[alpha, seven] = np.abs(graph.session(q).run(None, fresh[0])[0] - ref).max() / np.abs(ref).max()
@@ -93,12 +94,12 @@ def test_smoothing_rescues_a_planted_outlier_channel_in_int8():
     assert errors[0.5, True] < best_plain / 4, errors  # measured: 0.015 vs 0.26 / 0.32
     # Smoothing fills the int8 weight range; AVX2 u8s8 GEMMs without VNNI then saturate their int16
     # pair sums (measured 0.24 here), hence 7-bit weights by default with smoothing.
-    assert QuantizeConfig(smooth=0.5).seven_bit and not QuantizeConfig().seven_bit
+    assert Int8Static(smooth=0.5).seven_bit and not Int8Static().seven_bit
 
 
 def test_smoothing_is_recorded_in_the_manifest(planted, tmp_path):
     bundle, cal = planted
-    q = quantize(bundle, tmp_path / "s.edgept", QuantizeConfig(mode="int8-static", smooth=0.5), calibration=cal)
+    q = quantize(bundle, tmp_path / "s.edgept", Int8Static(smooth=0.5), calibration=cal)
     smoothing = q.passes[-1]["metrics"]["smoothing"]
     assert smoothing["alpha"] == 0.5 and smoothing["groups"]
     assert all("ffn/down" not in n for g in smoothing["groups"] for n in g["nodes"])  # LayerNorm outputs only
@@ -108,9 +109,9 @@ def test_smoothing_keeps_shared_weights_shared(tmp_path, tiny_bert_config):
     config = tiny_bert_config(task="feature-extraction", labels=(), vocab_size=23, num_layers=4, num_groups=1)
     bundle = export_tiny(tmp_path, config)
     cal = write_npz_set(tmp_path / "cal", token_feeds(0))
-    out = quantize(bundle, tmp_path / "q.edgept", QuantizeConfig(mode="int8-static", smooth=0.5), calibration=cal)
+    out = quantize(bundle, tmp_path / "q.edgept", Int8Static(smooth=0.5), calibration=cal)
     proto = onnx.load(str(out.model_path))
-    int8 = [i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    int8, _ = weight_storage(proto)
     assert len(int8) == 4  # one s per shared weight: its int8 copy is still one
     feeds = token_feeds(seed=3, n=4, seq=8)
     cos = pooled_cosine(run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"], feeds["attention_mask"])
@@ -119,4 +120,4 @@ def test_smoothing_keeps_shared_weights_shared(tmp_path, tiny_bert_config):
 
 def test_smooth_alpha_is_validated():
     with pytest.raises(ConfigError, match=r"alpha in \[0, 1\]"):
-        QuantizeConfig(smooth=1.5)
+        Int8Static(smooth=1.5)
