@@ -85,8 +85,8 @@ def anchor_bundle(src: Bundle, dest: Path) -> Bundle:
 
 def agreement(ref: Bundle, cand: Bundle, holdout: str) -> dict[str, float]:
     """Output agreement of `cand` with the fp32 bundle `ref` on the held-out calibration-format set."""
-    from edgept.quantize.api import accuracy
     from edgept.quantize.calibration import load_calibration
+    from edgept.quantize.quantize import accuracy
 
     batches = list(load_calibration(holdout, ref).batches)
     return accuracy(onnx.load(str(ref.model_path)), onnx.load(str(cand.model_path)), batches)
@@ -131,7 +131,7 @@ def variants(src: Bundle, args: argparse.Namespace, work: Path, qat_dir: Path | 
             built[f"edgept compile {target}"] = Bundle.open(dest)
             continue
         print(f"[{src.path.name}] compile {target} ...", flush=True)
-        built[f"edgept compile {target}"], _ = compile_for_target(
+        built[f"edgept compile {target}"] = compile_for_target(
             src.path, dest, CompileConfig(target=target), calibration=args.calibration, overwrite=True)
     return built
 

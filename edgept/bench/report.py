@@ -14,7 +14,8 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from edgept.bench.harness import BenchConfig, Result, Variant
+from edgept.bench.config import BenchConfig
+from edgept.bench.harness import Result, Variant
 from edgept.errors import InputError
 from edgept.fileio import atomic_write_text
 

@@ -41,10 +41,11 @@ def compile_cmd(
         seed=seed,
     )
     with err.status(f"compiling {source} for {target} ...") as status:
-        bundle, note = compile_for_target(
+        bundle = compile_for_target(
             source, output, config, calibration=calibration, overwrite=force,
             progress=lambda msg: status.update(f"compiling {source} for {target}: {msg}"),
         )
+    note = bundle.passes[-1]["config"]["target_note"]
     if note:
         err.print(note, highlight=False)
     compiled = bundle.manifest["compiled"]

@@ -28,8 +28,9 @@ def export_cmd(
 
     config = ExportConfig(opset=opset, max_length=max_length, tolerance=tolerance, seed=seed)
     source = resolve(model)
-    with err.status(f"exporting {source} ..."):
-        bundle = export(source, output, config, overwrite=force)
+    with err.status(f"exporting {source} ...") as status:
+        bundle = export(source, output, config, overwrite=force,
+                        progress=lambda msg: status.update(f"exporting {source}: {msg}"))
     metrics = bundle.passes[-1]["metrics"]
     size = bundle.artifacts["model.onnx"]["bytes"] / 2**20
     out.print(

@@ -141,7 +141,7 @@ def _quantized(
     return out, {"mode": qcfg.mode, "min_cosine": floor, **{k: metrics[k] for k in parity_keys if k in metrics}}
 
 
-def _open_source(source: str | os.PathLike, workdir: Path, seed: int) -> Bundle:
+def _open_source(source: str | os.PathLike, workdir: Path, seed: int, progress: Progress | None) -> Bundle:
     """A bundle as is, or a model/checkpoint exported into `workdir` first."""
     path = Path(source)
     if (path / MANIFEST).is_file():
@@ -149,7 +149,7 @@ def _open_source(source: str | os.PathLike, workdir: Path, seed: int) -> Bundle:
     from edgept.export import ExportConfig, export
     from edgept.zoo import resolve
 
-    return export(resolve(source), workdir / "source.edgept", ExportConfig(seed=seed))
+    return export(resolve(source), workdir / "source.edgept", ExportConfig(seed=seed), progress=progress)
 
 
 def _check_source(bundle: Bundle, target: Target) -> None:
@@ -170,18 +170,19 @@ def compile_for_target(
     calibration: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
-) -> tuple[Bundle, str | None]:
+) -> Bundle:
     """Compile a bundle (or a model, exported first) for `config.target` into a new bundle at `dest`.
 
     int8/fp16 quantize first, calibrated on `calibration` (a set made by `edgept calibration make`;
     None: the shipped rt-polarity-256 when it fits a text model, else a ConfigError asking for one).
-    Returns (bundle, note): the note says which profile a family name resolved to (None otherwise).
+    The compile pass records which profile the target named (`resolved_target`) and, for a family
+    name, why that one (`target_note`).
     """
     target, note = resolve_target(config.target)
     precision = choose_precision(target, config.precision, available_precisions())
     Path(dest).absolute().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(dest).absolute().parent, prefix=".edgept-compile-") as tmp:
-        bundle = _open_source(source, Path(tmp), config.seed)
+        bundle = _open_source(source, Path(tmp), config.seed, progress)
         _check_source(bundle, target)
         bundle, vs_fp32 = _quantized(bundle, Path(tmp), target, config, precision, calibration, progress)
         if progress:
@@ -194,11 +195,11 @@ def compile_for_target(
                 metrics["vs_fp32"] = vs_fp32
             w.add_pass(
                 "compile",
-                {**config.to_dict(), "resolved_target": target.name, "precision": precision,
+                {**config.to_dict(), "resolved_target": target.name, "target_note": note, "precision": precision,
                  "target_profile": target.to_dict()},
                 metrics,
             )
-    return Bundle.open(dest), note
+    return Bundle.open(dest)
 
 
 def build_engines(path: str | os.PathLike, target: str | None = None) -> Bundle:

@@ -48,7 +48,7 @@ def factorize_and_recover(
     `resume` continues the run in it (the factorization is deterministic, so it is redone).
     """
     from edgept.compress.distill import DistillConfig, distill
-    from edgept.compress.distill.run import METRICS_FILE
+    from edgept.compress.distill.distill import METRICS_FILE
     from edgept.train.loop import MODEL_DIR
     from edgept.zoo import resolve
 

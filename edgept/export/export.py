@@ -4,6 +4,7 @@ PyTorch on fresh inputs, and written as a bundle with its tokenizer or image pre
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -71,6 +72,7 @@ def export(
     *,
     overwrite: bool = False,
     preprocess_from: str | os.PathLike | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Bundle:
     """Export a model (an edgept module, or a checkpoint directory) to a bundle at `dest`.
 
@@ -80,17 +82,23 @@ def export(
 
     The ONNX graph is checked against PyTorch right away on fresh random inputs; a difference above
     `config.tolerance` raises `ParityError` and writes nothing. The max difference is recorded in the
-    manifest's `export` pass.
+    manifest's `export` pass. `progress(message)` is told each step.
     """
     source: Path | None = None
     if not isinstance(model, nn.Module):
         from edgept.models.hf import load_model
 
         source = Path(model).resolve()
+        if progress:
+            progress(f"loading {source}")
         model = load_model(source)
     mcfg: EncoderConfig = model.config
     torch.manual_seed(config.seed)
+    if progress:
+        progress("tracing to ONNX")
     proto = to_onnx(model, mcfg, opset=config.opset, seed=config.seed)
+    if progress:
+        progress("checking the graph against PyTorch on fresh inputs")
     metrics = parity(proto, model, mcfg, config)
     if not metrics["max_abs_diff"] <= config.tolerance:  # `not <=` also catches NaN
         raise ParityError(

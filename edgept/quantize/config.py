@@ -3,7 +3,7 @@
     edgept.quantize.quantize("model.edgept", "model.int8.edgept", Int8Static(smooth=0.5), calibration=...)
     config_for("int8-static", smooth=0.5)   # the same, from a mode name (the CLI)
 
-The class is the mode: `quantize` looks its handler up by `mode` (edgept.quantize.api.HANDLERS), so
+The class is the mode: `quantize` looks its handler up by `mode` (edgept.quantize.quantize.HANDLERS), so
 a field a mode cannot honour does not exist on it. The manifest's quantize pass records `mode` and
 the fields (`to_dict`); `QuantizeConfig.from_dict` reads either back into the right class.
 """

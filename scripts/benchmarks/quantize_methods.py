@@ -21,9 +21,9 @@ import onnx
 from edgept.bench import BenchConfig, bench
 from edgept.bundle import Bundle
 from edgept.quantize import Int8Static, graph
-from edgept.quantize.api import accuracy
 from edgept.quantize.calibration import load_calibration
 from edgept.quantize.int8 import Int8Plan
+from edgept.quantize.quantize import accuracy
 from edgept.quantize.smooth import smooth
 
 # name -> (smoothing alpha, range method, 7-bit weights, nodes kept in float from the sensitivity ranking)

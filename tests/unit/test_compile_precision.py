@@ -33,7 +33,7 @@ def test_every_shipped_target_maps_int8_to_a_real_preset():
 
 def test_jetson_int8_bundle_is_qdq_onnx_with_a_strongly_typed_script(tiny, tmp_path):  # noqa: F811
     bundle, cal = tiny
-    out, _ = compile_for_target(
+    out = compile_for_target(
         bundle.path, tmp_path / "orin.edgept", CompileConfig(target="jetson-orin-nano", precision="int8"), calibration=cal
     )
     entry = out.manifest["engines"]["jetson-orin-nano"]
@@ -55,14 +55,14 @@ def test_jetson_int8_bundle_is_qdq_onnx_with_a_strongly_typed_script(tiny, tmp_p
 
 def test_gpu_fp16_bundle_ships_the_fp32_reference_only_when_asked(tiny, tmp_path):  # noqa: F811
     bundle, cal = tiny
-    lean, _ = compile_for_target(
+    lean = compile_for_target(
         bundle.path, tmp_path / "lean.edgept", CompileConfig(target="gpu-turing", precision="fp16"), calibration=cal
     )
     assert "model.fp32.onnx" not in lean.artifacts
     reference = next(p for p in lean.passes if p["pass"] == "quantize")["metrics"]["reference"]
     assert reference["sha256"] == bundle.artifacts["model.onnx"]["sha256"] and reference["file"] is None
     config = CompileConfig(target="gpu-turing", precision="fp16", keep_reference=True)
-    out, _ = compile_for_target(bundle.path, tmp_path / "t4.edgept", config, calibration=cal)
+    out = compile_for_target(bundle.path, tmp_path / "t4.edgept", config, calibration=cal)
     assert "model.fp32.onnx" in out.artifacts and out.manifest["compiled"]["precision"] == "fp16"
     feeds = token_feeds(seed=42, n=2, seq=7)
     ref, got = run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"]
@@ -72,7 +72,7 @@ def test_gpu_fp16_bundle_ships_the_fp32_reference_only_when_asked(tiny, tmp_path
 @pytest.mark.parametrize("target", ["cpu-x86_64", "cpu-x86_64-vnni"])
 def test_cpu_int8_compile_is_optimised_offline_loads_and_matches(tiny, tmp_path, target):  # noqa: F811
     bundle, cal = tiny
-    out, _ = compile_for_target(bundle.path, tmp_path / f"{target}.edgept", CompileConfig(target=target), calibration=cal)
+    out = compile_for_target(bundle.path, tmp_path / f"{target}.edgept", CompileConfig(target=target), calibration=cal)
     metrics = out.passes[-1]["metrics"]
     assert out.manifest["compiled"]["precision"] == "int8"  # auto: the target's first precision
     assert metrics["max_abs_diff"] <= 1e-4 and metrics["load_seconds"] < 1.0

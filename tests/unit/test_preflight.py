@@ -82,8 +82,8 @@ def test_compile_for_cpu_loads_and_matches_the_source_bundle(tmp_path, tiny_bund
     from edgept.compile import CompileConfig, compile_for_target
     from edgept.runtime import load
 
-    bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))
-    assert note is None and bundle.manifest["compiled"]["backend"] == "ort"
+    bundle = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))
+    assert bundle.passes[-1]["config"]["target_note"] is None and bundle.manifest["compiled"]["backend"] == "ort"
     metrics = bundle.passes[-1]["metrics"]
     assert metrics["max_abs_diff"] <= 1e-4 and metrics["graph_optimization"]["level"] == "ORT_ENABLE_EXTENDED"
     rng = np.random.default_rng(3)
@@ -98,6 +98,6 @@ def test_compiled_ort_bundle_is_refused_as_a_tensorrt_source(tmp_path, tiny_bund
     from edgept.compile import CompileConfig, compile_for_target
     from edgept.errors import ConfigError
 
-    cpu, _ = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))
+    cpu = compile_for_target(tiny_bundle.path, tmp_path / "cpu.edgept", CompileConfig(target="cpu-x86_64", precision="fp32"))
     with pytest.raises(ConfigError, match="compiled for cpu-x86_64"):
         compile_for_target(cpu.path, tmp_path / "orin.edgept", CompileConfig(target="jetson-orin-nano", precision="fp32"))

@@ -108,8 +108,8 @@ def test_compile_for_jetson_on_cpu_leaves_the_engine_to_the_device(tmp_path, tin
 
     from edgept.compile import CompileConfig, compile_for_target
 
-    bundle, note = compile_for_target(tiny_bundle.path, tmp_path / "orin.edgept", CompileConfig(target="jetson", precision="fp32"))
-    assert note == "target 'jetson' resolved to jetson-orin-nano (the jetson family's default)"
+    bundle = compile_for_target(tiny_bundle.path, tmp_path / "orin.edgept", CompileConfig(target="jetson", precision="fp32"))
+    assert bundle.passes[-1]["config"]["target_note"] == "target 'jetson' resolved to jetson-orin-nano (the jetson family's default)"
     entry = bundle.manifest["engines"]["jetson-orin-nano"]
     assert entry["status"] == "to be built on device" and entry["tensorrt_range"] == "10.3"
     script = bundle.file("build_engine.sh")
@@ -129,7 +129,7 @@ def test_build_engine_on_this_gpu_records_version_and_compute_capability(tmp_pat
     from edgept.compile import CompileConfig, build_engines, compile_for_target
     from edgept.runtime.engines import probe_device
 
-    compiled, _ = compile_for_target(tiny_bundle.path, tmp_path / "gpu.edgept", CompileConfig(target="gpu-ampere", precision="fp32"))
+    compiled = compile_for_target(tiny_bundle.path, tmp_path / "gpu.edgept", CompileConfig(target="gpu-ampere", precision="fp32"))
     built = build_engines(compiled.path)
     entry = built.manifest["engines"]["gpu-ampere"]
     facts = probe_device()

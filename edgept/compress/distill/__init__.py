@@ -9,12 +9,14 @@
 
 Pieces: `losses` (the four TinyBERT losses), `layer_map` (g(m), validated), `student` (shape and
 init from the teacher), `objective` (`DistillObjective` for `edgept.train.fit`), `augment`
-(TinyBERT's word replacement, batched), `run` (`distill`: the whole command).
+(TinyBERT's word replacement, batched), `config` (`DistillConfig`) and `distill` (the whole command).
 """
 
 from __future__ import annotations
 
 from edgept.compress.distill.augment import AugmentConfig, WordAugmenter
+from edgept.compress.distill.config import DistillConfig
+from edgept.compress.distill.distill import distill, read_corpus
 from edgept.compress.distill.layer_map import (
     check_layer_map,
     parse_layer_map,
@@ -22,7 +24,6 @@ from edgept.compress.distill.layer_map import (
     uniform_layer_map,
 )
 from edgept.compress.distill.objective import DistillObjective
-from edgept.compress.distill.run import DistillConfig, distill, read_corpus
 from edgept.compress.distill.student import StudentShape, build_student
 
 __all__ = [
