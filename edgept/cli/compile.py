@@ -24,6 +24,8 @@ def compile_cmd(
     seq: str = typer.Option(None, help="TensorRT profile sequence lengths min,opt,max (default: the target's [shapes])."),
     tolerance: float = typer.Option(1e-4, help="Largest |optimised - unoptimised graph| accepted on random inputs (CPU targets)."),
     seed: int = typer.Option(0, help="Seed for export and parity inputs."),
+    measure: bool = typer.Option(True, "--measure/--no-measure", help="With --precision auto on a CPU target: compile int8 and fp32, time both here, keep int8 only if it is --min-speedup times faster."),
+    min_speedup: float = typer.Option(1.1, help="How much faster (p50) int8 must be than fp32 to be kept by --measure."),
     keep_reference: bool = typer.Option(False, "--keep-reference", help="int8/fp16: also ship the fp32 graph as model.fp32.onnx (default: only what runs; the manifest keeps its sha256)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
 ) -> None:
@@ -38,6 +40,8 @@ def compile_cmd(
         tolerance=tolerance,
         min_cosine=min_cosine,
         keep_reference=keep_reference,
+        measure=measure,
+        min_speedup=min_speedup,
         seed=seed,
     )
     with err.status(f"compiling {source} for {target} ...") as status:
@@ -56,6 +60,8 @@ def compile_cmd(
     else:
         line += f"; graph optimised (max |diff| {metrics['max_abs_diff']:.2e}), loads in {metrics['load_seconds']:.2f} s"
     out.print(line)
+    if choice := metrics.get("precision_choice"):
+        out.print(f"  precision by measurement: {choice['chosen']} ({choice['why']})")
     for part, m in (metrics.get("vs_fp32") or {}).items():
         if isinstance(m, dict):
             out.print(f"  vs fp32, {part:>12}: cosine {m['cosine']:.5f} (per example: mean {m['cosine_mean']:.5f}, min {m['cosine_min']:.5f}), max |diff| {m['max_abs_diff']:.3g}")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from edgept.backends import BACKENDS, trt
 from edgept.bundle import MANIFEST, Bundle, BundleWriter
+from edgept.compile import measure
 from edgept.compile.config import CompileConfig
 from edgept.errors import ConfigError, EdgeptError, ParityError
 from edgept.resources import shipped
@@ -179,26 +180,54 @@ def compile_for_target(
     name, why that one (`target_note`).
     """
     target, note = resolve_target(config.target)
-    precision = choose_precision(target, config.precision, available_precisions())
+    available = available_precisions()
+    precision = choose_precision(target, config.precision, available)
     Path(dest).absolute().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(dest).absolute().parent, prefix=".edgept-compile-") as tmp:
         bundle = _open_source(source, Path(tmp), config.seed, progress)
         _check_source(bundle, target)
-        bundle, vs_fp32 = _quantized(bundle, Path(tmp), target, config, precision, calibration, progress)
+        recorded = {**config.to_dict(), "resolved_target": target.name, "target_note": note,
+                    "target_profile": target.to_dict()}
+        if not measure.measures(target, config, available):
+            _compile_one(bundle, dest, Path(tmp), target, config, precision, calibration, recorded, progress, overwrite)
+            return Bundle.open(dest)
+        built: dict[str, Path] = {}
+        rejected: dict[str, str] = {}
+        for candidate in ("int8", "fp32"):
+            workdir = Path(tmp) / candidate
+            workdir.mkdir()
+            try:
+                built[candidate] = _compile_one(bundle, workdir / "compiled.edgept", workdir, target, config, candidate,
+                                                calibration, recorded, progress).path
+            except (ParityError, ConfigError) as e:
+                if candidate == "fp32":
+                    raise
+                rejected[candidate] = str(e)
         if progress:
-            progress("optimising the graph" if not target.uses_tensorrt else "planning the TensorRT engine")
-        with BundleWriter(dest, overwrite=overwrite, base=bundle) as w:
-            build = BACKENDS.get(target.backend.name)
-            metrics = build(bundle, w, target, precision, tolerance=config.tolerance, seed=config.seed,
-                            sequence=config.sequence)
-            if vs_fp32 is not None:
-                metrics["vs_fp32"] = vs_fp32
-            w.add_pass(
-                "compile",
-                {**config.to_dict(), "resolved_target": target.name, "target_note": note, "precision": precision,
-                 "target_profile": target.to_dict()},
-                metrics,
-            )
+            progress("timing int8 against fp32 on this machine")
+        choice = measure.choose(built, rejected, target, config)
+        with BundleWriter(dest, overwrite=overwrite, base=built[choice["chosen"]]) as w:
+            w.manifest["passes"][-1]["metrics"]["precision_choice"] = choice
+    return Bundle.open(dest)
+
+
+def _compile_one(
+    bundle: Bundle, dest: str | os.PathLike, workdir: Path, target: Target, config: CompileConfig, precision: str,
+    calibration: str | os.PathLike | None, recorded: dict, progress: Progress | None, overwrite: bool = False,
+) -> Bundle:
+    """`bundle` quantized for `precision` (checked against fp32) and built by the target's backend into `dest`."""
+    bundle, vs_fp32 = _quantized(bundle, workdir, target, config, precision, calibration, progress)
+    if progress:
+        progress(f"{precision}: " + ("optimising the graph" if not target.uses_tensorrt else "planning the TensorRT engine"))
+    with BundleWriter(dest, overwrite=overwrite, base=bundle) as w:
+        build = BACKENDS.get(target.backend.name)
+        metrics = build(bundle, w, target, precision, tolerance=config.tolerance, seed=config.seed,
+                        sequence=config.sequence)
+        if vs_fp32 is not None:
+            metrics["vs_fp32"] = vs_fp32
+        if target.device.accelerator == "cpu":
+            metrics["cpu"] = measure.cpu_facts()
+        w.add_pass("compile", {**recorded, "precision": precision}, metrics)
     return Bundle.open(dest)
 
 

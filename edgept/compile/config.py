@@ -19,7 +19,10 @@ class CompileConfig(DictConfig):
     inputs (CPU targets). `min_cosine`: least output cosine (edgept.parity) of an int8/fp16 bundle vs fp32
     on fresh random inputs (None: MIN_COSINE for the precision). `keep_reference`: an int8/fp16
     bundle also ships the fp32 graph as `model.fp32.onnx` (by default only what runs; its sha256 stays
-    in the manifest)."""
+    in the manifest). `measure`: with precision auto on a CPU target, compile int8 and fp32, time
+    them here side by side (`measure_runs` calls each at the target's optimisation shape) and keep
+    int8 only when it is at least `min_speedup` times faster (edgept.compile.measure); False takes
+    the target's first allowed precision untimed."""
 
     kind: ClassVar[str] = "compile config"
 
@@ -29,6 +32,9 @@ class CompileConfig(DictConfig):
     tolerance: float = 1e-4
     min_cosine: float | None = None
     keep_reference: bool = False
+    measure: bool = True
+    min_speedup: float = 1.1
+    measure_runs: int = 40
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -37,6 +43,10 @@ class CompileConfig(DictConfig):
             raise ConfigError(f"precision {self.precision!r} is not one of: {', '.join(allowed)}")
         if not self.tolerance > 0:
             raise ConfigError(f"tolerance must be positive, got {self.tolerance}")
+        if not self.min_speedup > 0:
+            raise ConfigError(f"--min-speedup must be positive (e.g. 1.1), got {self.min_speedup}")
+        if self.measure_runs < 5:
+            raise ConfigError(f"measure_runs must be >= 5, got {self.measure_runs}")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
             raise ConfigError(f"--min-cosine must be in [-1, 1] (e.g. 0.98), got {self.min_cosine}")
         if self.sequence is not None:

@@ -72,7 +72,7 @@ def test_gpu_fp16_bundle_ships_the_fp32_reference_only_when_asked(tiny, tmp_path
 @pytest.mark.parametrize("target", ["cpu-x86_64", "cpu-x86_64-vnni"])
 def test_cpu_int8_compile_is_optimised_offline_loads_and_matches(tiny, tmp_path, target):  # noqa: F811
     bundle, cal = tiny
-    out = compile_for_target(bundle.path, tmp_path / f"{target}.edgept", CompileConfig(target=target), calibration=cal)
+    out = compile_for_target(bundle.path, tmp_path / f"{target}.edgept", CompileConfig(target=target, precision="int8"), calibration=cal)
     metrics = out.passes[-1]["metrics"]
     assert out.manifest["compiled"]["precision"] == "int8"  # auto: the target's first precision
     assert metrics["max_abs_diff"] <= 1e-4 and metrics["load_seconds"] < 1.0
@@ -105,3 +105,32 @@ def test_shipped_calibration_must_fit_the_vocabulary(monkeypatch, capsys, tmp_pa
                           "--precision", "int8", "-o", tmp_path / "o.edgept")
     assert_one_line_error(code, err, "pass --calibration DIR")
     assert "of its tokens are unknown to the bundle's vocabulary" in err and not (tmp_path / "o.edgept").exists()
+
+
+@pytest.mark.parametrize("min_speedup", [1e-3, 1e3])
+def test_auto_precision_on_a_cpu_keeps_int8_only_when_measured_faster(tiny, tmp_path, min_speedup):  # noqa: F811
+    bundle, cal = tiny
+    config = CompileConfig(target="cpu-x86_64", min_speedup=min_speedup, measure_runs=10)
+    out = compile_for_target(bundle.path, tmp_path / "cpu.edgept", config, calibration=cal)
+    choice = out.passes[-1]["metrics"]["precision_choice"]
+    assert set(choice["p50_ms"]) == {"int8", "fp32"} and all(v > 0 for v in choice["p50_ms"].values())
+    assert choice["int8_speedup"] == pytest.approx(choice["p50_ms"]["fp32"] / choice["p50_ms"]["int8"])
+    expected = "int8" if min_speedup < 1 else "fp32"  # no tiny model is 1000x either way
+    assert choice["chosen"] == out.manifest["compiled"]["precision"] == out.passes[-1]["config"]["precision"] == expected
+    assert set(choice["cpu"]["flags"]) >= {"avx2", "avx512_vnni"} and choice["cpu"]["arch"]
+    assert ("model.fp32.onnx" in out.artifacts) is False and out.passes[-1]["pass"] == "compile"
+    feeds = token_feeds(seed=5, n=2, seq=9)
+    ref, got = run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"]
+    assert np.abs(ref - got).max() < (0.1 if expected == "int8" else 1e-4)
+
+
+def test_measurement_is_off_for_an_explicit_precision_or_when_asked(tiny, tmp_path):  # noqa: F811
+    bundle, cal = tiny
+    for name, config in {"explicit": CompileConfig(target="cpu-x86_64", precision="int8"),
+                         "off": CompileConfig(target="cpu-x86_64", measure=False)}.items():
+        out = compile_for_target(bundle.path, tmp_path / f"{name}.edgept", config, calibration=cal)
+        metrics = out.passes[-1]["metrics"]
+        assert "precision_choice" not in metrics and out.manifest["compiled"]["precision"] == "int8"
+        assert metrics["cpu"]["flags"]["avx2"] in (True, False)
+    with pytest.raises(ConfigError, match="min-speedup"):
+        CompileConfig(target="cpu", min_speedup=0)
