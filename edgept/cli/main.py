@@ -22,6 +22,7 @@ from edgept.cli import (
     factorize,
     finetune,
     info,
+    optimize,
     pretrain,
     qat,
     quantize,
@@ -39,7 +40,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration, qat, pretrain):
+for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration, qat, pretrain, optimize):
     module.register(app)
 
 

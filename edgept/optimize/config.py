@@ -1,0 +1,79 @@
+"""`OptimizeConfig`: the accuracy budget, the time budget, and which candidates the plan may try."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from edgept.configs import DictConfig
+from edgept.errors import ConfigError
+
+# Named schedules: training steps (teacher fine-tune, each distillation) and bench calls. "default" is
+# the recipe docs/results/distill.md measured a 3-layer student within 1 point of the teacher with
+# (prediction-layer distillation at lr 1e-4 with augmentation); "short" is `make demo`'s.
+SCHEDULES = {
+    "default": {"teacher_epochs": 2.0, "distill_steps": 3000, "augment_copies": 20, "bench_runs": 100},
+    "short": {"teacher_epochs": 0.25, "distill_steps": 200, "augment_copies": 0, "bench_runs": 30},
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimizeConfig(DictConfig):
+    """What `optimize` searches and how it chooses.
+
+    target: a target name, family or TOML path (its allowed precisions are the quantizations tried).
+    max_drop: the accuracy budget, in points of dev accuracy below the teacher's (test is reported,
+      never used to choose). time_budget: seconds for the whole run (None: no limit); a candidate whose
+      estimate does not fit in what is left is skipped and reported as such.
+    depths: the distilled students' layer counts; embedding_sizes: for each depth, also a student
+      with ALBERT-factorized embeddings of this width (fewer bytes, same speed).
+    schedule: "default" or "short" (SCHEDULES); max_length: tokens per text; seed: every random choice.
+    """
+
+    kind: ClassVar[str] = "optimize config"
+
+    target: str
+    max_drop: float = 1.0
+    time_budget: float | None = None
+    depths: tuple[int, ...] = (3, 2)
+    embedding_sizes: tuple[int, ...] = (128,)
+    schedule: str = "default"
+    max_length: int = 64
+    batch_size: int = 32
+    lr: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_drop <= 100.0:
+            raise ConfigError(f"--max-drop is in accuracy points in [0, 100] (e.g. 1.0), got {self.max_drop}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError(f"--time-budget must be positive (e.g. 3h, 90m), got {self.time_budget}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule {self.schedule!r} is not one of: {', '.join(SCHEDULES)}")
+        object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
+        object.__setattr__(self, "embedding_sizes", tuple(int(e) for e in self.embedding_sizes))
+        if any(d < 1 for d in self.depths) or any(e < 1 for e in self.embedding_sizes):
+            raise ConfigError(f"depths and embedding sizes must be positive, got {self.depths} and {self.embedding_sizes}")
+        if self.max_length < 2:
+            raise ConfigError(f"--max-length must be >= 2, got {self.max_length}")
+
+    @property
+    def steps(self) -> dict[str, float]:
+        return SCHEDULES[self.schedule]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "3h", "90m", "45s", "1h30m" or a bare number of seconds; else a one-line ConfigError."""
+    import re
+
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", t)
+    if not t or not parts or not any(parts.groups()):
+        raise ConfigError(f"--time-budget {text!r} is not a duration; use e.g. 3h, 90m, 1h30m or 600 (seconds)")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return 3600 * h + 60 * m + s
+
+
+__all__ = ["SCHEDULES", "OptimizeConfig", "parse_duration"]

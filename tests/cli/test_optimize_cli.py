@@ -1,0 +1,31 @@
+"""`edgept optimize`: the plan in --dry-run, and one-line errors for a bad target or budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.test_cli import assert_one_line_error, edgept
+from tests.cli.test_distill_cli import write_reviews
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    data = write_reviews(tmp_path)
+    code, out, err = edgept(monkeypatch, capsys, "optimize", tiny_bert_dir, "--data", data, "--target", "cpu",
+                            "--depths", "1", "--embedding-sizes", "8", "-o", tmp_path / "run", "--dry-run")
+    assert code == 0, err
+    for name in ("teacher-int8", "teacher-fp32", "s1-int8", "s1-e8-fp32"):
+        assert name in out
+    assert "4 candidates" not in out and "6 candidates" in out and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("flags", "match"), [
+    (["--target", "toaster"], "unknown target 'toaster'"),
+    (["--target", "cpu", "--time-budget", "soon"], "not a duration"),
+    (["--target", "cpu", "--max-drop", "-2"], "--max-drop"),
+    (["--target", "cpu", "--depths", "two"], "--depths"),
+])
+def test_bad_input_is_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir, flags, match):
+    data = write_reviews(tmp_path)
+    code, _, err = edgept(monkeypatch, capsys, "optimize", tiny_bert_dir, "--data", data, *flags, "-o", tmp_path / "run")
+    assert_one_line_error(code, err, match)
+    assert not (tmp_path / "run").exists()
