@@ -28,7 +28,14 @@ from edgept.data import DataConfig
 from edgept.errors import ConfigError
 from edgept.fileio import atomic_write_text
 from edgept.optimize.config import OptimizeConfig
-from edgept.optimize.plan import Candidate, ModelRecipe, candidates, estimate_seconds, matmul_rate, recipes
+from edgept.optimize.plan import (
+    Candidate,
+    ModelRecipe,
+    candidates,
+    estimate_seconds,
+    recipes,
+    teacher_step_seconds,
+)
 
 STATE = "state.json"
 BEST = "best.edgept"
@@ -108,10 +115,9 @@ def optimize(
     splits = load_splits(data_config)
     mcfg = read_config(source)
     finetune_teacher = not (mcfg.task.endswith("classification") and tuple(mcfg.labels) == tuple(splits.labels))
-    teacher_facts = {"layers": mcfg.num_layers, "encoder_params": _encoder_params(mcfg)}
     plan = candidates(config, mcfg.num_layers, precisions)
-    rate = matmul_rate()
-    estimates = {r.name: estimate_seconds(r, teacher_facts, config, len(splits.train), rate, finetune_teacher)
+    step = teacher_step_seconds(source, splits, config)
+    estimates = {r.name: estimate_seconds(r, mcfg.num_layers, config, len(splits.train), step, finetune_teacher)
                  for r in recipes(config, mcfg.num_layers)}
     if dry_run:
         return [{"candidate": c.name, "model": c.model.describe(), "precision": c.precision,
@@ -156,11 +162,6 @@ def optimize(
 
     write_report(out, report)
     return OptimizeResult(Bundle.open(out / BEST), report)
-
-
-def _encoder_params(mcfg: Any) -> int:
-    h, f = mcfg.hidden_size, mcfg.intermediate_size
-    return mcfg.num_layers * (4 * h * h + 2 * h * f + 9 * h + f)
 
 
 def _teacher(source: Path, data: DataConfig, work: Path, config: OptimizeConfig, finetune: bool, say: Progress) -> str:

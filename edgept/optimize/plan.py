@@ -1,9 +1,8 @@
 """The plan: an ordered list of candidates (a torch model recipe x a precision), with time estimates.
 
 Candidates are ordered cheapest first, so a tight time budget still ends with the teacher's own
-bundles and the shallow students measured. Estimates come from the FLOPs of each training step and
-this machine's measured matmul rate; they are for planning (--dry-run, the time budget), never
-reported as measurements.
+bundles and the shallow students measured. Estimates scale from one teacher training step timed here on
+real batches; they are for planning (--dry-run, the time budget), never reported as measurements.
 """
 
 from __future__ import annotations
@@ -13,10 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgept.optimize.config import OptimizeConfig
-
-# Share of the matmul rate a training step reaches on a CPU (attention, softmax, optimizer, data):
-# measured ~0.3 here for MiniLM fine-tuning at batch 32, seq 64 (docs/results/distill.md timings).
-TRAIN_EFFICIENCY = 0.3
 
 
 @dataclass(frozen=True)
@@ -58,40 +53,43 @@ def candidates(config: OptimizeConfig, teacher_layers: int, precisions: tuple[st
     return [Candidate(r, p) for r in recipes(config, teacher_layers) for p in precisions]
 
 
-def matmul_rate(seconds: float = 0.2) -> float:
-    """This machine's fp32 matmul FLOP/s (torch, all its threads), measured for `seconds`."""
+def teacher_step_seconds(source: Any, splits: Any, config: OptimizeConfig, steps: int = 3) -> float:
+    """Seconds of one training step (forward + backward) of the teacher on real batches of the train
+    split, timed here after a warm-up step: what the estimates scale from."""
     import torch
 
-    a = torch.randn(512, 512)
-    a @ a  # warm-up
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ a
-        n += 1
-    return 2 * 512**3 * n / (time.perf_counter() - start)
+    from edgept.data import collate_for
+    from edgept.models.hf import load_model
+
+    net = load_model(source)
+    net.train()
+    collate = collate_for(source, net.config, splits.kind, max_length=config.max_length)
+    rng = torch.Generator().manual_seed(config.seed)
+    times = []
+    for _ in range(steps + 1):
+        pick = torch.randint(0, len(splits.train), (config.batch_size,), generator=rng).tolist()
+        batch = collate([splits.train[i] for i in pick])
+        batch.pop("labels")
+        start = time.perf_counter()
+        out = net(**batch)
+        (out.logits if hasattr(out, "logits") else out.last_hidden_state).float().pow(2).mean().backward()
+        times.append(time.perf_counter() - start)
+    return sorted(times[1:])[len(times[1:]) // 2]
 
 
 def estimate_seconds(
-    recipe: ModelRecipe, teacher: dict[str, Any], config: OptimizeConfig, train_examples: int, rate: float,
+    recipe: ModelRecipe, teacher_layers: int, config: OptimizeConfig, train_examples: int, step: float,
     finetune_teacher: bool,
 ) -> float:
-    """Training seconds for `recipe` (0 for a teacher that needs no fine-tuning). `teacher` holds its
-    `layers` and `encoder_params`; a student's encoder scales with its depth."""
-    tokens = config.batch_size * config.max_length
-    per_layer = teacher["encoder_params"] / teacher["layers"]
+    """Training seconds for `recipe` (0 for a teacher that needs no fine-tuning), from the teacher's
+    measured step time `step`: a forward is about a third of a step, a student's step scales with its
+    depth plus the teacher's forward, and augmentation is about one teacher forward per new text."""
+    forward = step / 3
     if recipe.layers is None:
-        if not finetune_teacher:
-            return 0.0
-        steps = config.steps["teacher_epochs"] * train_examples / config.batch_size
-        flops = 6 * teacher["encoder_params"] * tokens
-    else:
-        steps = config.steps["distill_steps"]
-        # A student step: its own forward + backward, and the teacher's forward.
-        flops = (6 * recipe.layers * per_layer + 2 * teacher["encoder_params"]) * tokens
-        # Augmentation: about one teacher forward per augmented copy of each training text.
-        augment = config.steps["augment_copies"] * train_examples * 2 * teacher["encoder_params"] * config.max_length
-        return (steps * flops + augment) / (rate * TRAIN_EFFICIENCY)
-    return steps * flops / (rate * TRAIN_EFFICIENCY)
+        return config.steps["teacher_epochs"] * train_examples / config.batch_size * step if finetune_teacher else 0.0
+    student_step = step * recipe.layers / teacher_layers + forward
+    augment = config.steps["augment_copies"] * train_examples / config.batch_size * forward
+    return config.steps["distill_steps"] * student_step + augment
 
 
-__all__ = ["Candidate", "ModelRecipe", "candidates", "estimate_seconds", "matmul_rate", "recipes"]
+__all__ = ["Candidate", "ModelRecipe", "candidates", "estimate_seconds", "recipes", "teacher_step_seconds"]
