@@ -28,6 +28,7 @@ from edgept.cli import (
     quantize,
     run,
     targets,
+    trim_vocab,
 )
 from edgept.errors import EdgeptError
 
@@ -40,7 +41,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration, qat, pretrain, optimize):
+for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration, qat, pretrain, optimize, trim_vocab):
     module.register(app)
 
 

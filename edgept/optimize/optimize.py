@@ -110,7 +110,7 @@ def optimize(
     say = progress or (lambda message: None)
     target, _ = resolve_target(config.target)
     precisions = tuple(p for p in target.build.precisions if p in available_precisions() and p != "fp16")
-    source = resolve(model)
+    source = resolve(model).resolve()
     data_config = DataConfig(source=data)  # the shared split every other command scores on
     splits = load_splits(data_config)
     mcfg = read_config(source)
@@ -124,7 +124,7 @@ def optimize(
                  "train_seconds_estimate": estimates[c.model.name] if c.precision == precisions[0] else 0.0}
                 for c in plan]
 
-    out = Path(dest)
+    out = Path(dest).absolute()  # the state records paths: absolute, so a run continues from any directory
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out, {"model": str(source), "data": data, **config.to_dict()})
     work = out / "work"
