@@ -2,9 +2,9 @@
 only the rows a task uses.
 
 A BERT's word table is most of a small model's bytes (MiniLM: 30522 x 384 of 22.7M parameters), and
-a task reads a fraction of it. The trimmed graph keeps the original tokenizer and input ids: an int64
-map from every original id to its row in the smaller table (a dropped token to [UNK]'s row) is
-gathered first, `Gather(kept_rows, Gather(id_map, input_ids))`, so apps, `edgept run` and the
+a task reads a fraction of it. The trimmed graph keeps the original tokenizer and input ids: an int32
+map (half an int64 one's bytes) from every original id to its row in the smaller table (a dropped
+token to its nearest kept row, or [UNK]'s) is gathered first, `Gather(kept_rows, Gather(id_map, input_ids))`, so apps, `edgept run` and the
 runtime's input checks see the same vocabulary as before, and a kept token's output is exactly the
 untrimmed bundle's. No retraining: the rows kept are the original rows. Trim the fp32 bundle, then
 quantize (the int8 embedding pass then stores the smaller table).
@@ -87,7 +87,7 @@ def nearest_rows(weights: np.ndarray, keep: list[int], chunk: int = 4096) -> np.
     """For every original id, the new row of the kept embedding closest to it in cosine (a kept id: itself)."""
     kept = weights[keep]
     unit = kept / np.maximum(np.linalg.norm(kept, axis=1, keepdims=True), 1e-12)
-    out = np.empty(weights.shape[0], dtype=np.int64)
+    out = np.empty(weights.shape[0], dtype=np.int32)
     for start in range(0, weights.shape[0], chunk):
         rows = weights[start:start + chunk]
         rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
@@ -107,7 +107,7 @@ def trim_graph(proto: onnx.ModelProto, keep: list[int], unk: int, fallback: str 
     if fallback == "nearest":
         id_map = nearest_rows(weights, keep)
     else:
-        id_map = np.full(weights.shape[0], keep.index(unk), dtype=np.int64)
+        id_map = np.full(weights.shape[0], keep.index(unk), dtype=np.int32)
         id_map[np.asarray(keep)] = np.arange(len(keep))
     table.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(weights[keep]), table.name))
     out.graph.initializer.append(numpy_helper.from_array(id_map, ID_MAP))
