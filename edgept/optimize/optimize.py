@@ -273,7 +273,9 @@ def _bench(paths: list[str], target: Any, config: OptimizeConfig) -> list[dict[s
 def _report(rows: list[dict], baseline: dict, timings: list[dict], config: OptimizeConfig, target: str, splits: Any) -> dict:
     """The table (every candidate, measured), the teacher's and baseline's figures, and the choice."""
     p50 = {(t["path"], t["batch"]): t["p50_ms"] for t in timings}
-    teacher = next(r for r in rows if r["candidate"].startswith("teacher-") and r.get("precision") == "fp32")
+    # The reference: the teacher at fp32 where the target allows it, else its first precision.
+    teachers = [r for r in rows if r["candidate"].startswith("teacher-")]
+    teacher = next((r for r in teachers if r["precision"] == "fp32"), teachers[0])
     seq = timings[0]["seq"]
     table = []
     for r in rows:

@@ -63,9 +63,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise MissingDependencyError(f"the Pareto plot needs matplotlib: pip install 'edgept[plot]' ({e})") from None
-    rows = [r for r in report["candidates"] if "skipped" not in r]
-    for r in rows:
-        r["mib"] = r["bytes"] / 2**20
+    rows = [{**r, "mib": r["bytes"] / 2**20} for r in report["candidates"] if "skipped" not in r]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     floor = 100 * report["teacher"]["dev"] - report["max_drop"]
     for ax, cost, label in ((axes[0], "p50_ms_b1", "p50 latency, batch 1 (ms)"), (axes[1], "mib", "bundle size (MiB)")):

@@ -17,19 +17,16 @@ class TrimConfig(DictConfig):
     train split uses). Kept first: the special tokens, then every token of the train split by its
     count there; rows left over are filled by original id order ([unused*] skipped), so a larger size
     only adds coverage. fallback: what a dropped token reads: "nearest" (the kept row closest to its
-    own embedding in cosine) or "unk" ([UNK]'s row). max_length: tokens per text when counting (the
-    bundle's own when None)."""
+    own embedding in cosine) or "unk" ([UNK]'s row). Tokens are counted as the bundle's own tokenizer and
+    length cut them, i.e. as the runtime will see them."""
 
     kind: ClassVar[str] = "trim-vocab config"
 
     vocab_size: int | None = None
     fallback: str = "nearest"
-    max_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.vocab_size is not None and (isinstance(self.vocab_size, bool) or self.vocab_size < 2):
             raise ConfigError(f"--vocab-size must be a whole number >= 2, got {self.vocab_size!r}")
         if self.fallback not in FALLBACKS:
             raise ConfigError(f"--fallback {self.fallback!r} is not one of: {', '.join(FALLBACKS)}")
-        if self.max_length is not None and self.max_length < 2:
-            raise ConfigError(f"--max-length must be >= 2, got {self.max_length}")

@@ -55,14 +55,14 @@ def word_gather(proto: onnx.ModelProto) -> onnx.NodeProto:
     return found[0]
 
 
-def token_counts(bundle: Bundle, texts: list[str], max_length: int | None) -> Counter:
+def token_counts(bundle: Bundle, texts: list[str]) -> Counter:
     """How often each id occurs among the real tokens of `texts` through the bundle's own tokenizer."""
     from edgept.preprocess import from_manifest
 
     pre = from_manifest(bundle.preprocess, bundle.path)
     counts: Counter = Counter()
     for start in range(0, len(texts), 256):
-        feeds = pre(texts[start:start + 256], **({"max_length": max_length} if max_length else {}))
+        feeds = pre(texts[start:start + 256])
         ids = feeds["input_ids"][feeds["attention_mask"].astype(bool)]
         counts.update(ids.tolist())
     return counts
@@ -144,7 +144,7 @@ def trim_vocab(
     if progress:
         progress("counting the train split's tokens")
     vocab = from_manifest(src.preprocess, src.path).tokenizer.get_vocab()
-    counts = {s: token_counts(src, list(splits.get(s).items), config.max_length) for s in ("train", "dev", "test")}
+    counts = {s: token_counts(src, list(splits.get(s).items)) for s in ("train", "dev", "test")}
     if "[UNK]" not in vocab:
         raise ConfigError(f"{src.path}'s tokenizer has no [UNK] token for the dropped ids to map to")
     keep = kept_ids(vocab, counts["train"], config.vocab_size)
