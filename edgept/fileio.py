@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """`atomic_write_bytes` for text, encoded as UTF-8 (never the platform's default encoding)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Move the finished directory `tmp` (beside `target`) into place as `target`. An existing
+    `target` is moved aside first, put back if the move fails, and deleted only once the new one
+    stands, so readers see the old directory or the complete new one."""
+    tmp, target = Path(tmp), Path(target)
+    if not target.exists():
+        os.replace(tmp, target)
+        return target
+    old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+    os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:

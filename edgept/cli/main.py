@@ -24,6 +24,7 @@ from edgept.cli import (
     info,
     optimize,
     pretrain,
+    prune,
     qat,
     quantize,
     run,
@@ -41,7 +42,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for module in (info, export, bench, run, doctor, finetune, factorize, evaluate, targets, compile, distill, quantize, calibration, qat, pretrain, optimize, trim_vocab):
+for module in (info, export, bench, run, doctor, finetune, factorize, prune, evaluate, targets, compile, distill, quantize, calibration, qat, pretrain, optimize, trim_vocab):
     module.register(app)
 
 

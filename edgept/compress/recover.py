@@ -1,10 +1,12 @@
-"""`factorize_and_recover`: factorize a checkpoint, then win its accuracy back by distilling from
-the unfactorized original (TinyBERT's losses and `edgept.train.fit`, through `distill`).
+"""Recovery: win a cut model's accuracy back by distilling from the model it was cut from
+(TinyBERT's losses and `edgept.train.fit`, through `distill`). `factorize_and_recover` and
+`prune_and_recover` cut a checkpoint (factorized embeddings / layer sharing / low-rank FFNs, or
+pruned FFN neurons) and recover it.
 
-The factorized student has the teacher's depth, width and heads, so the layer map is the
-identity and no projection is learned: student layer m learns from teacher layer m. A classifier
-teacher gets TinyBERT's two task stages (embedding/attention/hidden-state losses, then soft
-cross-entropy on the logits); an encoder teacher, which has no logits, the first stage only.
+The cut student has the teacher's depth and width, so the layer map is the identity and no
+projection is learned: student layer m learns from teacher layer m. A classifier teacher gets
+TinyBERT's two task stages (embedding/attention/hidden-state losses, then soft cross-entropy on
+the logits); an encoder teacher, which has no logits, the first stage only.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgept.compress.factorize import REPORT_FILE, FactorizeConfig, check_output, load_factorized, report_json
 from edgept.data import DataConfig
 from edgept.fileio import atomic_write_text
 from edgept.train.config import TrainConfig
@@ -26,10 +28,10 @@ def recovery_stage(task: str) -> str:
     return "both" if task.endswith("classification") else "intermediate"
 
 
-def factorize_and_recover(
+def recover(
     source: str | os.PathLike,
     dest: str | os.PathLike,
-    config: FactorizeConfig,
+    cut: Callable[[Path], tuple[Any, str, dict[str, Any]]],
     train: TrainConfig,
     *,
     data: DataConfig,
@@ -38,32 +40,59 @@ def factorize_and_recover(
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Factorize the checkpoint `source` as `config` says, then train it against `source` on
-    `data` (each stage as `train` says), writing the layout of `edgept distill` into `dest`:
-    dest/model (an HF ALBERT checkpoint, with factorize_report.json), checkpoints/,
-    train_log.jsonl, intermediate/ (classifiers) and metrics.json.
+    """Cut the checkpoint `source` with `cut(source) -> (student, name, report)`, then train the
+    student against `source` on `data` (each stage as `train` says), writing the layout of
+    `edgept distill` into `dest`: dest/model (the checkpoint, with <name>_report.json),
+    checkpoints/, train_log.jsonl, intermediate/ (classifiers) and metrics.json.
 
     Returns the metrics: `distill`'s (teacher and recovered parameters, bytes, dev/test accuracy)
-    plus `factorize` (the FactorizeReport and config). `overwrite` replaces an existing `dest`;
-    `resume` continues the run in it (the factorization is deterministic, so it is redone).
+    plus `report` under `name`. `overwrite` replaces an existing `dest`; `resume` continues the
+    run in it (the cut is deterministic, so it is redone).
     """
     from edgept.compress.distill import DistillConfig, distill
     from edgept.compress.distill.distill import METRICS_FILE
+    from edgept.compress.factorize import check_output
     from edgept.train.loop import MODEL_DIR
     from edgept.zoo import resolve
 
     source, dest = resolve(source), Path(dest)
     if not resume:
         check_output(dest, overwrite)
-    student, report = load_factorized(source, config)
+    student, name, report = cut(source)
     depth = student.config.num_layers
-    recover = DistillConfig(
+    config = DistillConfig(
         stage=recovery_stage(student.config.task), layer_map=tuple(range(1, depth + 1)), max_length=max_length
     )
     if overwrite and not resume:
         shutil.rmtree(dest, ignore_errors=True)  # an old run's checkpoints would otherwise be refused
-    metrics = distill(source, dest, recover, train, data=data, resume=resume, progress=progress, student=student)
-    atomic_write_text(dest / MODEL_DIR / REPORT_FILE, report_json(config, report))
-    metrics["factorize"] = {"config": config.to_dict(), **report.to_dict()}
+    metrics = distill(source, dest, config, train, data=data, resume=resume, progress=progress, student=student.train())
+    atomic_write_text(dest / MODEL_DIR / f"{name}_report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    metrics[name] = report
     atomic_write_text(dest / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def factorize_and_recover(
+    source: str | os.PathLike, dest: str | os.PathLike, config: Any, train: TrainConfig, *, data: DataConfig, **kw: Any
+) -> dict[str, Any]:
+    """`recover` a factorization (`config`: a FactorizeConfig); the report is under "factorize"."""
+    from edgept.compress.factorize import load_factorized
+
+    def cut(path: Path) -> tuple[Any, str, dict[str, Any]]:
+        student, report = load_factorized(path, config)
+        return student, "factorize", {"config": config.to_dict(), **report.to_dict()}
+
+    return recover(source, dest, cut, train, data=data, **kw)
+
+
+def prune_and_recover(
+    source: str | os.PathLike, dest: str | os.PathLike, config: Any, train: TrainConfig, *, data: DataConfig, **kw: Any
+) -> dict[str, Any]:
+    """`recover` a pruning (`config`: a PruneConfig, scored on `data`); the report is under "prune"."""
+    from edgept.compress.prune import load_pruned
+
+    def cut(path: Path) -> tuple[Any, str, dict[str, Any]]:
+        student, report = load_pruned(path, config, data=data)
+        return student, "prune", {"config": config.to_dict(), **report.to_dict()}
+
+    return recover(source, dest, cut, train, data=data, **kw)

@@ -29,7 +29,7 @@ from edgept.compress.factorize.config import FactorizeConfig
 from edgept.compress.factorize.embedding import embedding_spectrum, factorize_embeddings, word_energy
 from edgept.compress.factorize.sharing import share_layers
 from edgept.errors import ConfigError, InputError
-from edgept.fileio import atomic_write_text
+from edgept.fileio import atomic_write_text, replace_dir
 from edgept.models import BertConfig, build_model, parameter_breakdown
 
 REPORT_FILE = "factorize_report.json"
@@ -192,11 +192,7 @@ def factorize_checkpoint(
     try:
         save_model(model, tmp, source=source)
         atomic_write_text(tmp / REPORT_FILE, report_json(config, report))
-        old = dest.with_name(f".{dest.name}.factorize-old")
-        if dest.exists():
-            os.replace(dest, old)  # moved aside, not deleted, until the new one is in place
-        os.replace(tmp, dest)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return report

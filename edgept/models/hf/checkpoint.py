@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from edgept.errors import InputError
-from edgept.fileio import read_json
+from edgept.fileio import read_json, replace_dir
 
 # In the order transformers prefers them: safetensors first, the pickle-based .bin last.
 WEIGHT_FILES = (
@@ -207,9 +207,7 @@ def write_checkpoint(
     if target.exists() and not target.is_dir():
         raise InputError(f"{target} is a file, not a checkpoint directory; remove it or choose another path")
     target.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_hex(4)
-    tmp = target.with_name(f".{target.name}.tmp-{token}")
-    old = target.with_name(f".{target.name}.old-{token}")
+    tmp = target.with_name(f".{target.name}.tmp-{secrets.token_hex(4)}")
     try:
         tmp.mkdir()
         # metadata format=pt: transformers refuses safetensors files without it.
@@ -226,16 +224,7 @@ def write_checkpoint(
         for f in tmp.iterdir():  # durable before the rename makes them visible
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        if target.exists():
-            os.replace(target, old)
-            try:
-                os.replace(tmp, target)
-            except BaseException:
-                os.replace(old, target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
