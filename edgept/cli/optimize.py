@@ -23,18 +23,20 @@ def optimize_cmd(
     time_budget: str = typer.Option(None, help="Wall-clock budget for the whole run, e.g. 3h or 90m; candidates that would not fit are skipped."),
     depths: str = typer.Option("3,2", help="Layer counts of the distilled students."),
     embedding_sizes: str = typer.Option("128", help="For each depth, also a student with factorized embeddings of these widths ('' for none)."),
+    prune_ffn: str = typer.Option("50", "--prune-ffn", help="For the teacher and each plain student, also one with its FFNs pruned to these percents of their neurons and recovered ('' for none)."),
     schedule: str = typer.Option("default", help="default (the measured recipe) | short (minutes; what `make demo` runs)."),
     max_length: int = typer.Option(64, help="Tokens per text."),
     seed: int = typer.Option(0, help="Seed of every training run and measurement input."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan with estimated training times and stop."),
 ) -> None:
-    """Distil, factorize and quantize a model for a target; keep the fastest bundle within --max-drop."""
+    """Distil, factorize, prune and quantize a model for a target; keep the fastest bundle within --max-drop."""
     from edgept.cli.console import parse_ints
     from edgept.optimize import OptimizeConfig, optimize, parse_duration
 
     config = OptimizeConfig(
         target=target, max_drop=max_drop, time_budget=parse_duration(time_budget) if time_budget else None,
         depths=parse_ints(depths, "--depths"), embedding_sizes=parse_ints(embedding_sizes, "--embedding-sizes") if embedding_sizes else (),
+        ffn_keeps=tuple(p / 100 for p in parse_ints(prune_ffn, "--prune-ffn")) if prune_ffn else (),
         schedule=schedule, max_length=max_length, seed=seed,
     )
     if dry_run:

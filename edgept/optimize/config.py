@@ -12,8 +12,8 @@ from edgept.errors import ConfigError
 # the recipe docs/results/distill.md measured a 3-layer student within 1 point of the teacher with
 # (prediction-layer distillation at lr 1e-4 with augmentation); "short" is `make demo`'s.
 SCHEDULES = {
-    "default": {"teacher_epochs": 2.0, "distill_steps": 3000, "augment_copies": 20, "bench_runs": 100},
-    "short": {"teacher_epochs": 0.25, "distill_steps": 200, "augment_copies": 0, "bench_runs": 30},
+    "default": {"teacher_epochs": 2.0, "distill_steps": 3000, "augment_copies": 20, "prune_steps": 1000, "bench_runs": 100},
+    "short": {"teacher_epochs": 0.25, "distill_steps": 200, "augment_copies": 0, "prune_steps": 100, "bench_runs": 30},
 }
 
 
@@ -26,7 +26,9 @@ class OptimizeConfig(DictConfig):
       never used to choose). time_budget: seconds for the whole run (None: no limit); a candidate whose
       estimate does not fit in what is left is skipped and reported as such.
     depths: the distilled students' layer counts; embedding_sizes: for each depth, also a student
-      with ALBERT-factorized embeddings of this width (fewer bytes, same speed).
+      with ALBERT-factorized embeddings of this width (fewer bytes, same speed). ffn_keeps: for the
+      teacher and each plain student, also that model with every FFN pruned to this share of its
+      neurons (edgept.compress.prune) and recovered by distillation from it (`prune_steps` per stage).
     schedule: "default" or "short" (SCHEDULES); max_length: tokens per text; seed: every random choice.
     """
 
@@ -37,6 +39,7 @@ class OptimizeConfig(DictConfig):
     time_budget: float | None = None
     depths: tuple[int, ...] = (3, 2)
     embedding_sizes: tuple[int, ...] = (128,)
+    ffn_keeps: tuple[float, ...] = (0.5,)
     schedule: str = "default"
     max_length: int = 64
     batch_size: int = 32
@@ -54,6 +57,9 @@ class OptimizeConfig(DictConfig):
         object.__setattr__(self, "embedding_sizes", tuple(int(e) for e in self.embedding_sizes))
         if any(d < 1 for d in self.depths) or any(e < 1 for e in self.embedding_sizes):
             raise ConfigError(f"depths and embedding sizes must be positive, got {self.depths} and {self.embedding_sizes}")
+        object.__setattr__(self, "ffn_keeps", tuple(float(k) for k in self.ffn_keeps))
+        if any(not 0.0 < k < 1.0 for k in self.ffn_keeps):
+            raise ConfigError(f"--prune-ffn takes percents of FFN neurons kept, each below 100 (e.g. 50), got {[100 * k for k in self.ffn_keeps]}")
         if self.max_length < 2:
             raise ConfigError(f"--max-length must be >= 2, got {self.max_length}")
 

@@ -132,7 +132,7 @@ def optimize(
     calibration = state.run("calibration", lambda: _calibration(data, work, config))
     models: dict[str, str | None] = {}
     for recipe in recipes(config, mcfg.num_layers):
-        if recipe.layers is None:
+        if recipe.layers is None and recipe.base is None:
             models[recipe.name] = str(teacher)
             continue
         left = None if config.time_budget is None else config.time_budget - state.elapsed()
@@ -140,8 +140,14 @@ def optimize(
             say(f"skipping {recipe.describe()}: estimated {estimates[recipe.name]:.0f} s, {left:.0f} s left")
             models[recipe.name] = state.done(f"model:{recipe.name}", None, 0.0)
             continue
-        say(f"distilling the {recipe.describe()} ({state.elapsed():.0f} s spent)")
-        models[recipe.name] = state.run(f"model:{recipe.name}", lambda r=recipe: _student(teacher, r, data_config, work, config))
+        if recipe.base is not None and models[recipe.base] is None:
+            say(f"skipping {recipe.describe()}: its base model was skipped")
+            models[recipe.name] = state.done(f"model:{recipe.name}", None, 0.0)
+            continue
+        say(f"{'pruning' if recipe.base else 'distilling'} the {recipe.describe()} ({state.elapsed():.0f} s spent)")
+        make = _pruned if recipe.base else _student
+        base = teacher if recipe.base is None else Path(models[recipe.base])
+        models[recipe.name] = state.run(f"model:{recipe.name}", lambda r=recipe, m=make, b=base: m(b, r, data_config, work, config))
     rows = []
     for cand in plan:
         if models[cand.model.name] is None:
@@ -205,6 +211,21 @@ def _student(teacher: Path, recipe: ModelRecipe, data: DataConfig, work: Path, c
     train = TrainConfig(max_steps=int(config.steps["distill_steps"]), lr=config.lr, batch_size=config.batch_size,
                         seed=config.seed, save_every=100)
     distill(teacher, out, dcfg, train, data=data, resume=(out / "checkpoints").exists(), progress=False, student=student)
+    return str(out / "model")
+
+
+def _pruned(base: Path, recipe: ModelRecipe, data: DataConfig, work: Path, config: OptimizeConfig) -> str:
+    """`base` with its FFNs pruned to `recipe.ffn_keep`, recovered by distilling from `base`."""
+    from edgept.compress.prune import PruneConfig
+    from edgept.compress.recover import prune_and_recover
+    from edgept.train import TrainConfig
+
+    out = work / "models" / recipe.name
+    prune = PruneConfig(ffn_keep=recipe.ffn_keep, max_length=config.max_length, seed=config.seed)
+    train = TrainConfig(max_steps=int(config.steps["prune_steps"]), lr=config.lr, batch_size=config.batch_size,
+                        seed=config.seed, save_every=100)
+    # resume=True also starts a fresh run when `out` holds none: a killed run continues where it stopped.
+    prune_and_recover(base, out, prune, train, data=data, max_length=config.max_length, resume=True, progress=False)
     return str(out / "model")
 
 
@@ -274,7 +295,7 @@ def _report(rows: list[dict], baseline: dict, timings: list[dict], config: Optim
     """The table (every candidate, measured), the teacher's and baseline's figures, and the choice."""
     p50 = {(t["path"], t["batch"]): t["p50_ms"] for t in timings}
     # The reference: the teacher at fp32 where the target allows it, else its first precision.
-    teachers = [r for r in rows if r["candidate"].startswith("teacher-")]
+    teachers = [r for r in rows if r.get("model") == ModelRecipe("teacher").describe()]
     teacher = next((r for r in teachers if r["precision"] == "fp32"), teachers[0])
     seq = timings[0]["seq"]
     table = []

@@ -21,11 +21,16 @@ class ModelRecipe:
     name: str
     layers: int | None = None  # None: the teacher
     embedding_size: int | None = None
+    ffn_keep: float | None = None  # the model `base` names, FFNs pruned to this share and recovered
+    base: str | None = None
 
     def describe(self) -> str:
-        if self.layers is None:
-            return "the teacher"
-        return f"{self.layers}-layer student" + (f", embeddings factorized to E={self.embedding_size}" if self.embedding_size else "")
+        what = "the teacher" if self.layers is None else f"{self.layers}-layer student"
+        if self.embedding_size:
+            what += f", embeddings factorized to E={self.embedding_size}"
+        if self.ffn_keep is not None:
+            what += f", FFNs pruned to {self.ffn_keep:.0%} and recovered"
+        return what
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,16 @@ class Candidate:
 
 
 def recipes(config: OptimizeConfig, teacher_layers: int) -> list[ModelRecipe]:
-    """The teacher, then each student depth shallowest first, each plain then factorized."""
-    out = [ModelRecipe("teacher")]
+    """The teacher, then each student depth shallowest first, each plain then factorized; the
+    teacher and each plain student are followed by their FFN-pruned variants (made from them)."""
+
+    def with_pruned(recipe: ModelRecipe) -> list[ModelRecipe]:
+        return [recipe, *(ModelRecipe(f"{recipe.name}-ffn{round(100 * k)}", recipe.layers, ffn_keep=k, base=recipe.name)
+                          for k in config.ffn_keeps)]
+
+    out = with_pruned(ModelRecipe("teacher"))
     for depth in sorted({d for d in config.depths if d < teacher_layers}):
-        out.append(ModelRecipe(f"s{depth}", depth))
+        out += with_pruned(ModelRecipe(f"s{depth}", depth))
         out += [ModelRecipe(f"s{depth}-e{e}", depth, e) for e in config.embedding_sizes]
     return out
 
@@ -83,8 +94,13 @@ def estimate_seconds(
 ) -> float:
     """Training seconds for `recipe` (0 for a teacher that needs no fine-tuning), from the teacher's
     measured step time `step`: a forward is about a third of a step, a student's step scales with its
-    depth plus the teacher's forward, and augmentation is about one teacher forward per new text."""
+    depth plus the teacher's forward, and augmentation is about one teacher forward per new text. A
+    pruned model recovers in two stages from its unpruned base, each a step of the base's size plus
+    the base's forward."""
     forward = step / 3
+    if recipe.ffn_keep is not None:
+        share = (recipe.layers or teacher_layers) / teacher_layers
+        return 2 * config.steps["prune_steps"] * share * (step + forward)
     if recipe.layers is None:
         return config.steps["teacher_epochs"] * train_examples / config.batch_size * step if finetune_teacher else 0.0
     student_step = step * recipe.layers / teacher_layers + forward

@@ -13,9 +13,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, tmp_pat
     code, out, err = edgept(monkeypatch, capsys, "optimize", tiny_bert_dir, "--data", data, "--target", "cpu",
                             "--depths", "1", "--embedding-sizes", "8", "-o", tmp_path / "run", "--dry-run")
     assert code == 0, err
-    for name in ("teacher-int8", "teacher-fp32", "s1-int8", "s1-e8-fp32"):
+    for name in ("teacher-int8", "teacher-fp32", "teacher-ffn50-int8", "s1-int8", "s1-ffn50-fp32", "s1-e8-fp32"):
         assert name in out
-    assert "4 candidates" not in out and "6 candidates" in out and not (tmp_path / "run").exists()
+    assert "10 candidates" in out and not (tmp_path / "run").exists()  # 5 models (3 plain, 2 pruned) x 2 precisions
 
 
 @pytest.mark.parametrize(("flags", "match"), [
@@ -23,6 +23,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, tmp_pat
     (["--target", "cpu", "--time-budget", "soon"], "not a duration"),
     (["--target", "cpu", "--max-drop", "-2"], "--max-drop"),
     (["--target", "cpu", "--depths", "two"], "--depths"),
+    (["--target", "cpu", "--prune-ffn", "150"], "--prune-ffn"),
 ])
 def test_bad_input_is_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir, flags, match):
     data = write_reviews(tmp_path)

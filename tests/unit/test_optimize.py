@@ -14,7 +14,7 @@ from edgept.optimize.optimize import _report
 from edgept.optimize.report import pareto
 from tests.cli.test_distill_cli import write_reviews
 
-SMALL = dict(target="cpu-x86_64", schedule="short", depths=(1,), embedding_sizes=())
+SMALL = dict(target="cpu-x86_64", schedule="short", depths=(1,), embedding_sizes=(), ffn_keeps=())
 
 
 @pytest.fixture
@@ -30,7 +30,8 @@ def teacher(tmp_path, tiny_bert_config):
 
 
 def row(name, dev, test, b1, precision="fp32"):
-    return {"candidate": name, "model": name, "precision": precision, "path": name, "params": 1, "bytes": 1,
+    model = "the teacher" if name.startswith("teacher-") else name
+    return {"candidate": name, "model": model, "precision": precision, "path": name, "params": 1, "bytes": 1,
             "dev": dev, "test": test}
 
 
@@ -120,7 +121,23 @@ def test_a_run_writes_the_best_bundle_and_its_report_and_a_killed_run_continues_
 
 
 def test_a_time_budget_skips_what_does_not_fit_and_still_chooses(teacher, tmp_path):
-    result = optimize(teacher, str(write_reviews(tmp_path)), tmp_path / "run", OptimizeConfig(**SMALL, time_budget=1e-3))
+    config = OptimizeConfig(**{**SMALL, "ffn_keeps": (0.5,)}, time_budget=1e-3)
+    result = optimize(teacher, str(write_reviews(tmp_path)), tmp_path / "run", config)
     by = {r["candidate"]: r for r in result.report["candidates"]}
-    assert by["s1-int8"] == {"candidate": "s1-int8", "skipped": "time budget"} and "skipped" not in by["teacher-fp32"]
-    assert result.report["chosen"].startswith("teacher-")
+    for name in ("s1-int8", "teacher-ffn50-int8", "s1-ffn50-fp32"):  # the last: its base s1 was skipped
+        assert by[name] == {"candidate": name, "skipped": "time budget"}
+    assert "skipped" not in by["teacher-fp32"] and result.report["chosen"].startswith("teacher-")
+
+
+def test_a_pruned_teacher_is_planned_after_it_and_built_smaller(teacher, tmp_path):
+    from edgept.models.hf import read_config
+
+    config = OptimizeConfig(**{**SMALL, "depths": (), "ffn_keeps": (0.5,)})
+    data = str(write_reviews(tmp_path))
+    plan = optimize(teacher, data, tmp_path / "run", config, dry_run=True)
+    assert [p["candidate"] for p in plan] == ["teacher-int8", "teacher-fp32", "teacher-ffn50-int8", "teacher-ffn50-fp32"]
+    assert plan[2]["train_seconds_estimate"] > 0 and "FFNs pruned to 50%" in plan[2]["model"]
+    by = {r["candidate"]: r for r in optimize(teacher, data, tmp_path / "run", config).report["candidates"]}
+    assert by["teacher-ffn50-fp32"]["params"] < by["teacher-fp32"]["params"]
+    pruned = tmp_path / "run" / "work" / "models" / "teacher-ffn50" / "model"
+    assert read_config(pruned).intermediate_size == read_config(teacher).intermediate_size // 2
