@@ -23,7 +23,7 @@ def optimize_cmd(
     time_budget: str = typer.Option(None, help="Wall-clock budget for the whole run, e.g. 3h or 90m; candidates that would not fit are skipped."),
     depths: str = typer.Option("3,2", help="Layer counts of the distilled students."),
     embedding_sizes: str = typer.Option("128", help="For each depth, also a student with factorized embeddings of these widths ('' for none)."),
-    prune_ffn: str = typer.Option("50", "--prune-ffn", help="For the teacher and each plain student, also one with its FFNs pruned to these percents of their neurons and recovered ('' for none)."),
+    prune_ffn: str = typer.Option("50,25", "--prune-ffn", help="For the teacher and each plain student, also one with its FFNs pruned to these percents of their neurons and recovered ('' for none)."),
     schedule: str = typer.Option("default", help="default (the measured recipe) | short (minutes; what `make demo` runs)."),
     max_length: int = typer.Option(64, help="Tokens per text."),
     seed: int = typer.Option(0, help="Seed of every training run and measurement input."),

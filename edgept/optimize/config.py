@@ -28,7 +28,8 @@ class OptimizeConfig(DictConfig):
     depths: the distilled students' layer counts; embedding_sizes: for each depth, also a student
       with ALBERT-factorized embeddings of this width (fewer bytes, same speed). ffn_keeps: for the
       teacher and each plain student, also that model with every FFN pruned to this share of its
-      neurons (edgept.compress.prune) and recovered by distillation from it (`prune_steps` per stage).
+      neurons (edgept.compress.prune) and recovered by distillation from it (`prune_steps` per stage);
+      25% is in the default because on MiniLM it was the fastest lever within a point (docs/results/size.md).
     schedule: "default" or "short" (SCHEDULES); max_length: tokens per text; seed: every random choice.
     """
 
@@ -39,7 +40,7 @@ class OptimizeConfig(DictConfig):
     time_budget: float | None = None
     depths: tuple[int, ...] = (3, 2)
     embedding_sizes: tuple[int, ...] = (128,)
-    ffn_keeps: tuple[float, ...] = (0.5,)
+    ffn_keeps: tuple[float, ...] = (0.5, 0.25)
     schedule: str = "default"
     max_length: int = 64
     batch_size: int = 32

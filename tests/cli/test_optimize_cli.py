@@ -13,9 +13,9 @@ def test_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, tmp_pat
     code, out, err = edgept(monkeypatch, capsys, "optimize", tiny_bert_dir, "--data", data, "--target", "cpu",
                             "--depths", "1", "--embedding-sizes", "8", "-o", tmp_path / "run", "--dry-run")
     assert code == 0, err
-    for name in ("teacher-int8", "teacher-fp32", "teacher-ffn50-int8", "s1-int8", "s1-ffn50-fp32", "s1-e8-fp32"):
+    for name in ("teacher-int8", "teacher-fp32", "teacher-ffn50-int8", "s1-int8", "s1-ffn50-fp32", "s1-ffn25-int8", "s1-e8-fp32"):
         assert name in out
-    assert "10 candidates" in out and not (tmp_path / "run").exists()  # 5 models (3 plain, 2 pruned) x 2 precisions
+    assert "14 candidates" in out and not (tmp_path / "run").exists()  # 7 models (3 plain, 4 pruned) x 2 precisions
 
 
 @pytest.mark.parametrize(("flags", "match"), [

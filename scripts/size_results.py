@@ -1,0 +1,217 @@
+"""Every size/speed lever on the fine-tuned MiniLM, alone and combined: docs/results/size.{md,json,png}.
+
+    nice -n 10 .venv/bin/python scripts/size_results.py --teacher out/teacher-rt/model \\
+        [--student out/distill-3x384/model] [--recover-steps 400] [--work out/size]
+
+Levers: INT8 (edgept's int8-dynamic with INT8 embeddings, and what `compile --target cpu` builds),
+vocabulary trimming (`edgept trim-vocab --vocab-size 16000`), structured FFN pruning recovered by
+distillation from the unpruned model (`edgept prune --ffn-keep 0.5|0.25 --recover`), and, with
+--student (a distilled student, e.g. from `edgept distill`), depth; each alone on the teacher and
+combined. Baseline: ONNX Runtime's own `quantize_dynamic` of the exported teacher (per channel),
+what a user gets without edgept. Columns: bundle MiB (every file), dev and test accuracy through
+edgept.runtime on the shared rt-polarity split, and p50 latency at b1 s128, b1 s32 and b8 s128 from
+one interleaved `edgept.bench` run of every row, 1 thread; speed-ups are against the baseline.
+
+Outputs are kept under --work and reused when present, so an interrupted run goes on where it
+stopped. Only the public API is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from edgept.fileio import atomic_write_text
+
+DATA = "rt-polarity"
+TRIM = 16000
+SHAPES = ((1, 128), (1, 32), (8, 128))
+
+
+def build(args: argparse.Namespace) -> list[dict]:
+    """Make every row's bundle (reused when present); return the rows without measurements."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from edgept.bundle import Bundle
+    from edgept.compile import CompileConfig, compile_for_target
+    from edgept.compress.prune import PruneConfig
+    from edgept.compress.recover import prune_and_recover
+    from edgept.data import DataConfig
+    from edgept.export import export
+    from edgept.quantize import Int8Dynamic, quantize
+    from edgept.train import TrainConfig
+    from edgept.vocab import TrimConfig, trim_vocab
+
+    work, data = Path(args.work), DataConfig(source=DATA)
+    rows: list[dict] = []
+
+    def once(path: Path, make, **row) -> Path:
+        if not path.exists():
+            started = time.perf_counter()
+            print(f"making {path.name} ...", file=sys.stderr, flush=True)
+            make(path)
+            print(f"  {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        rows.append({"path": str(path), **row})
+        return path
+
+    def pruned(model: Path, keep: float, name: str) -> Path:
+        train = TrainConfig(max_steps=args.recover_steps, lr=1e-4, batch_size=32, seed=0, save_every=100)
+        out = work / "models" / name
+        if not (out / "model").exists():
+            prune_and_recover(model, out, PruneConfig(ffn_keep=keep, max_length=64), train, data=data, max_length=64,
+                              resume=True, progress=False)
+        return out / "model"
+
+    def int8(model: Path, dest: Path) -> None:  # what `edgept compile --target cpu --precision int8` builds
+        compile_for_target(model, dest, CompileConfig(target="cpu", precision="int8"), calibration=args.calibration)
+
+    def trimmed_int8(fp32_bundle: Path, dest: Path) -> None:  # trim the fp32 graph, then quantize it
+        trim = work / "trimmed" / fp32_bundle.name
+        if not trim.exists():
+            trim_vocab(fp32_bundle, trim, TrimConfig(vocab_size=TRIM), data=DATA)
+        int8(trim, dest)
+
+    teacher = Path(args.teacher)
+    fp32 = once(work / "teacher-fp32.edgept", lambda d: export(teacher, d), model="teacher", levers="none (fp32)")
+    once(work / "ort-dynamic-int8.onnx", lambda d: quantize_dynamic(
+        str(Bundle.open(fp32).model_path), str(d), per_channel=True, weight_type=QuantType.QInt8),
+        model="teacher", levers="ORT quantize_dynamic (baseline)")  # fmt: skip
+    once(work / "teacher-int8dyn.edgept", lambda d: quantize(fp32, d, Int8Dynamic()), model="teacher",
+         levers="int8-dynamic, int8 embeddings")
+    once(work / "teacher-int8.edgept", lambda d: int8(teacher, d), model="teacher", levers="compile --target cpu (int8)")
+    once(work / f"teacher-int8-v{TRIM}.edgept", lambda d: trimmed_int8(fp32, d), model="teacher", levers=f"int8 + vocab {TRIM}")
+    bases = [("teacher", teacher)] + ([("student", Path(args.student))] if args.student else [])
+    for who, model in bases:
+        if who == "student":
+            s32 = once(work / "student-fp32.edgept", lambda d, m=model: export(m, d), model=who, levers="depth")
+            once(work / "student-int8.edgept", lambda d, m=model: int8(m, d), model=who, levers="depth + int8")
+        for keep in (0.5, 0.25):
+            if who == "student" and keep == 0.25:
+                continue
+            tag = f"{who}-ffn{round(100 * keep)}"
+            p = pruned(model, keep, tag)
+            p32 = once(work / f"{tag}-fp32.edgept", lambda d, p=p: export(p, d), model=who, levers=f"FFN {keep:.0%}")
+            once(work / f"{tag}-int8.edgept", lambda d, p=p: int8(p, d), model=who, levers=f"FFN {keep:.0%} + int8")
+            once(work / f"{tag}-int8-v{TRIM}.edgept", lambda d, b=p32: trimmed_int8(b, d), model=who,
+                 levers=f"FFN {keep:.0%} + int8 + vocab {TRIM}")
+        if who == "student":
+            once(work / f"student-int8-v{TRIM}.edgept", lambda d, b=s32: trimmed_int8(b, d), model=who,
+                 levers=f"depth + int8 + vocab {TRIM}")
+    return rows
+
+
+def measure(rows: list[dict], runs: int) -> dict:
+    """Size, parameters and dev/test accuracy of every row, and one interleaved bench of them all."""
+    from edgept.bench import BenchConfig, bench
+    from edgept.bench.report import method_caption
+    from edgept.bundle import Bundle
+    from edgept.data import DataConfig
+    from edgept.eval import evaluate
+
+    data = DataConfig(source=DATA)
+    for r in rows:
+        path = Path(r["path"])
+        r["bytes"] = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        if path.is_dir():  # the baseline is a bare .onnx: no tokenizer to score it through edgept.runtime
+            r["onnx_bytes"] = Bundle.open(path).model_path.stat().st_size
+            r.update({s: evaluate(path, data, s, max_length=64)["accuracy"] for s in ("dev", "test")})
+    config = BenchConfig(batches=(1, 8), seqs=(32, 128), warmup=max(2, runs // 10), runs=runs, rounds=10, threads=1)
+    baseline = next(r for r in rows if r["path"].endswith(".onnx"))
+    # The baseline goes first: bench's own speed-ups (and the caption) are against its first variant.
+    order = [baseline["path"]] + [r["path"] for r in rows if r is not baseline]
+    report = bench(order, config=config, memory=False, progress=True)
+    names = {v["name"]: v["path"] for v in report.variants}
+    p50 = {(names[x.variant], x.batch, x.seq): x.p50_ms for x in report.results}
+    for r in rows:
+        for b, s in SHAPES:
+            r[f"p50_ms_b{b}_s{s}"] = p50[(r["path"], b, s)]
+            r[f"x_baseline_b{b}_s{s}"] = p50[(baseline["path"], b, s)] / p50[(r["path"], b, s)]
+    teacher = next(r for r in rows if r["levers"] == "none (fp32)")
+    return {"rows": rows, "teacher": {"dev": teacher["dev"], "test": teacher["test"]},
+            "method": dict(report.method), "caption": method_caption(report)}
+
+
+def markdown(result: dict) -> str:
+    t = result["teacher"]
+    lines = [
+        "# Size and speed levers on the fine-tuned MiniLM (rt-polarity)",
+        "",
+        f"Made by `{result['command']}` ({result['seconds']} s including what it trained). Teacher (fp32): dev "
+        f"{t['dev']:.4f}, test {t['test']:.4f}. Speed-ups are against ONNX Runtime's own `quantize_dynamic` of the "
+        "teacher, all rows from one interleaved bench run.",
+        "",
+        "| model | levers | MiB | dev acc | test acc | test vs teacher (pts) | p50 ms b1 s128 | x ORT dyn b1 s128 "
+        "| x ORT dyn b1 s32 | x ORT dyn b8 s128 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        acc = (f"{r['dev']:.4f} | {r['test']:.4f} | {100 * (r['test'] - t['test']):+.2f}" if "dev" in r else "— | — | —")
+        lines.append(
+            f"| {r['model']} | {r['levers']} | {r['bytes'] / 2**20:.1f} | {acc} | {r['p50_ms_b1_s128']:.2f} "
+            f"| {r['x_baseline_b1_s128']:.2f}x | {r['x_baseline_b1_s32']:.2f}x | {r['x_baseline_b8_s128']:.2f}x |"
+        )
+    lines += ["", f"Latency: {result['caption']}.", "", "![accuracy vs latency and size](size.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    """Test accuracy against b1 s128 latency and against size; the Pareto front of each joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgept.optimize.report import pareto
+
+    rows = [{**r, "candidate": r["path"], "mib": r["bytes"] / 2**20, "label": f"{r['model']}: {r['levers']}"}
+            for r in result["rows"] if "dev" in r]
+    floor = 100 * result["teacher"]["test"] - 1.0
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    for ax, cost, label in ((axes[0], "p50_ms_b1_s128", "p50 latency, batch 1, seq 128 (ms, 1 thread)"),
+                            (axes[1], "mib", "bundle size (MiB)")):
+        front = set(pareto([{**r, "dev": r["test"]} for r in rows], cost))
+        for r in rows:
+            ax.scatter(r[cost], 100 * r["test"], s=60 if r["candidate"] in front else 25,
+                       color="#0072B2" if "int8" in r["levers"] else "#E69F00", zorder=3)
+            ax.annotate(r["label"], (r[cost], 100 * r["test"]), fontsize=6, xytext=(4, 3), textcoords="offset points")
+        line = sorted((r for r in rows if r["candidate"] in front), key=lambda r: r[cost])
+        ax.plot([r[cost] for r in line], [100 * r["test"] for r in line], color="#8c8c8c", lw=1, zorder=2)
+        ax.axhline(floor, color="#CC79A7", ls="--", lw=1, label="teacher - 1 pt")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    base = next(r for r in result["rows"] if "dev" not in r)
+    axes[0].axvline(base["p50_ms_b1_s128"], color="#009E73", ls=":", lw=1, label="ORT quantize_dynamic of the teacher")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Size/speed levers on MiniLM, rt-polarity: blue int8, orange fp32; grey = Pareto front", fontsize=10)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", required=True)
+    parser.add_argument("--student")
+    parser.add_argument("--calibration", default="calibration/rt-polarity-256")
+    parser.add_argument("--recover-steps", type=int, default=400)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--work", default="out/size")
+    parser.add_argument("--out", default="docs/results/size")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    result = measure(build(args), args.runs)
+    result.update(command="scripts/size_results.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                  seconds=round(time.perf_counter() - started))
+    out = Path(args.out)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
+    plot(result, out.with_suffix(".png"))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
