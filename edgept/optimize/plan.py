@@ -83,7 +83,7 @@ def teacher_step_seconds(source: Any, splits: Any, config: OptimizeConfig, steps
         batch.pop("labels")
         start = time.perf_counter()
         out = net(**batch)
-        (out.logits if hasattr(out, "logits") else out.last_hidden_state).float().pow(2).mean().backward()
+        (out.logits if out.logits is not None else out.last_hidden_state).float().pow(2).mean().backward()
         times.append(time.perf_counter() - start)
     return sorted(times[1:])[len(times[1:]) // 2]
 

@@ -79,6 +79,19 @@ def test_dry_run_plans_without_training(teacher, tmp_path):
     assert plan[2]["train_seconds_estimate"] > 0 and not (tmp_path / "run").exists()
 
 
+def test_a_headless_encoder_is_planned_with_its_fine_tuning(tmp_path, tiny_bert_config):
+    from edgept.models import build_model
+    from edgept.models.hf import save_model
+    from tests.conftest import tiny_vocab
+
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+    encoder = build_model(tiny_bert_config(task="feature-extraction", labels=()))
+    encoder = save_model(encoder, tmp_path / "encoder", source=tmp_path / "tok")
+    plan = optimize(encoder, str(write_reviews(tmp_path)), tmp_path / "run", OptimizeConfig(**SMALL), dry_run=True)
+    assert plan[0]["candidate"] == "teacher-int8" and plan[0]["train_seconds_estimate"] > 0
+
+
 def test_a_run_writes_the_best_bundle_and_its_report_and_a_killed_run_continues_to_the_same(teacher, tmp_path, monkeypatch):
     import importlib
 
