@@ -51,7 +51,7 @@ def recover(
     """
     from edgept.compress.distill import DistillConfig, distill
     from edgept.compress.distill.distill import METRICS_FILE
-    from edgept.compress.factorize import check_output
+    from edgept.compress.output import check_output
     from edgept.train.loop import MODEL_DIR
     from edgept.zoo import resolve
 

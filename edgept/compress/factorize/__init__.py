@@ -10,7 +10,6 @@ from edgept.compress.factorize.config import FactorizeConfig
 from edgept.compress.factorize.factorize import (
     REPORT_FILE,
     FactorizeReport,
-    check_output,
     factorize,
     factorize_checkpoint,
     load_factorized,
@@ -18,6 +17,6 @@ from edgept.compress.factorize.factorize import (
 )
 
 __all__ = [
-    "REPORT_FILE", "FactorizeConfig", "FactorizeReport", "check_output", "factorize", "factorize_checkpoint",
+    "REPORT_FILE", "FactorizeConfig", "FactorizeReport", "factorize", "factorize_checkpoint",
     "load_factorized", "report_json",
 ]

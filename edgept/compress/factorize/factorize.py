@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ from edgept.compress.factorize import svd
 from edgept.compress.factorize.config import FactorizeConfig
 from edgept.compress.factorize.embedding import embedding_spectrum, factorize_embeddings, word_energy
 from edgept.compress.factorize.sharing import share_layers
-from edgept.errors import ConfigError, InputError
-from edgept.fileio import atomic_write_text, replace_dir
+from edgept.compress.output import check_output, write_checkpoint_with_report
+from edgept.errors import ConfigError
 from edgept.models import BertConfig, build_model, parameter_breakdown
 
 REPORT_FILE = "factorize_report.json"
@@ -165,12 +164,6 @@ def load_factorized(source: str | os.PathLike, config: FactorizeConfig) -> tuple
     return model, report
 
 
-def check_output(dest: Path, overwrite: bool) -> None:
-    """An existing `dest` is replaced only when asked to."""
-    if dest.exists() and not overwrite:
-        raise InputError(f"{dest} already exists; pass --force (overwrite=True) to replace it or choose another path")
-
-
 def report_json(config: FactorizeConfig, report: FactorizeReport) -> str:
     """The factorize_report.json written beside a factorized checkpoint."""
     return _json({"config": config.to_dict(), **report.to_dict()})
@@ -182,19 +175,10 @@ def factorize_checkpoint(
     """Factorize the HF checkpoint directory `source` into `dest`: an HF ALBERT checkpoint (edgept's
     own layout with low-rank FFNs; its tokenizer files copied) plus `factorize_report.json`,
     written atomically (see `load_factorized` for what is refused)."""
-    from edgept.models.hf import save_model
-
     source, dest = Path(source), Path(dest)
     check_output(dest, overwrite)
     model, report = load_factorized(source, config)
-    tmp = dest.with_name(f".{dest.name}.factorize-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        save_model(model, tmp, source=source)
-        atomic_write_text(tmp / REPORT_FILE, report_json(config, report))
-        replace_dir(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_checkpoint_with_report(model, source, dest, REPORT_FILE, report_json(config, report))
     return report
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgept.compress.output import check_output, write_checkpoint_with_report
 from edgept.compress.prune.config import PruneConfig
 from edgept.errors import ConfigError
-from edgept.fileio import atomic_write_text, replace_dir
 
 REPORT_FILE = "prune_report.json"
 
@@ -154,19 +152,10 @@ def prune_checkpoint(
 ) -> PruneReport:
     """Prune the classifier checkpoint `source` into `dest` (a standard checkpoint, its tokenizer
     copied, prune_report.json beside it), written atomically."""
-    from edgept.compress.factorize import check_output
-    from edgept.models.hf import save_model
-
     source, dest = Path(source), Path(dest)
     check_output(dest, overwrite)
     model, report = load_pruned(source, config, data=data)
-    tmp = dest.with_name(f".{dest.name}.prune-tmp-{secrets.token_hex(4)}")
-    try:
-        save_model(model, tmp, source=source)
-        atomic_write_text(tmp / REPORT_FILE, report_json(config, report))
-        replace_dir(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_checkpoint_with_report(model, source, dest, REPORT_FILE, report_json(config, report))
     return report
 
 
