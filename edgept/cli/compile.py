@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgept.cli.console import err, out
+from edgept.cli.console import err, out, working
 
 
 def register(app: typer.Typer) -> None:
@@ -44,10 +44,9 @@ def compile_cmd(
         min_speedup=min_speedup,
         seed=seed,
     )
-    with err.status(f"compiling {source} for {target} ...") as status:
+    with working(f"compiling {source} for {target}") as say:
         bundle = compile_for_target(
-            source, output, config, calibration=calibration, overwrite=force,
-            progress=lambda msg: status.update(f"compiling {source} for {target}: {msg}"),
+            source, output, config, calibration=calibration, overwrite=force, progress=say,
         )
     note = bundle.passes[-1]["config"]["target_note"]
     if note:
@@ -77,7 +76,7 @@ def build_engine_cmd(
     from edgept.compile import build_engines
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    with err.status(f"building the TensorRT engine for {bundle} (minutes) ..."):
+    with working(f"building the TensorRT engine for {bundle} (minutes)"):
         built = build_engines(bundle, target)
     for name, entry in built.manifest["engines"].items():
         out.print(f"{name}: {entry['status']}, TensorRT {entry.get('tensorrt')}, compute capability {entry.get('compute_capability')}")

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
 
 out = Console()
 err = Console(stderr=True)
+
+
+@contextmanager
+def working(what: str, *, log_steps: bool = False) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr saying `what` while the block runs; yields `say(step)`, which shows
+    "what: step". Where stderr is not a terminal (a log file, CI) a spinner prints nothing; with
+    `log_steps` (for runs of hours, whose logs must show where they are) each step is then a line of
+    its own. Other commands stay silent there, so a user error is still the only line on stderr."""
+    if err.is_terminal:
+        with err.status(f"{what} ...") as status:
+            yield lambda step: status.update(f"{what}: {step}")
+    elif log_steps:
+        yield lambda step: err.print(f"{what}: {step}", highlight=False, soft_wrap=True)
+    else:
+        yield lambda step: None
 
 
 def parse_ints(value: str, flag: str) -> tuple[int, ...]:

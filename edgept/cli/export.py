@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgept.cli.console import err, out
+from edgept.cli.console import out, working
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +28,8 @@ def export_cmd(
 
     config = ExportConfig(opset=opset, max_length=max_length, tolerance=tolerance, seed=seed)
     source = resolve(model)
-    with err.status(f"exporting {source} ...") as status:
-        bundle = export(source, output, config, overwrite=force,
-                        progress=lambda msg: status.update(f"exporting {source}: {msg}"))
+    with working(f"exporting {source}") as say:
+        bundle = export(source, output, config, overwrite=force, progress=say)
     metrics = bundle.passes[-1]["metrics"]
     size = bundle.artifacts["model.onnx"]["bytes"] / 2**20
     out.print(

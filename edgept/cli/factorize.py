@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgept.cli.console import err, out
+from edgept.cli.console import out, working
 from edgept.cli.train_options import (
     BATCH_SIZE,
     DATA_HELP,
@@ -102,7 +102,7 @@ def factorize_cmd(
         )  # fmt: skip
         out.print(summary(m) + f"; -{100 * m['factorize']['drop']:.1f}% parameters, {_parts(m['factorize'])}")
         return
-    with err.status(f"factorizing {source} ..."):
+    with working(f"factorizing {source}"):
         report = factorize_checkpoint(source, output, config, overwrite=force)
     out.print(
         f"wrote [bold]{output}[/]: parameters {report.params_before / 1e6:.2f}M -> {report.params_after / 1e6:.2f}M "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgept.cli.console import err, out
+from edgept.cli.console import out, working
 
 
 def register(app: typer.Typer) -> None:
@@ -46,8 +46,8 @@ def optimize_cmd(
             out.print(f"  {p['candidate']:<22} {p['model']:<48} train ~{p['train_seconds_estimate'] / 60:6.1f} min")
         out.print(f"{len(plan)} candidates; training ~{total / 60:.0f} min (estimate), plus compiling, scoring and one bench run")
         return
-    with err.status(f"optimizing {model} for {target} ...") as status:
-        result = optimize(model, data, output, config, progress=lambda msg: status.update(f"optimize: {msg}"))
+    with working(f"optimizing {model} for {target}", log_steps=True) as say:
+        result = optimize(model, data, output, config, progress=say)
     report = result.report
     out.print(f"chose [bold]{report['chosen']}[/]: {report['why']}")
     out.print(f"wrote {result.best.path}, {output / 'report.md'}, {output / 'pareto.png'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgept.cli.console import err, out
+from edgept.cli.console import out, working
 from edgept.cli.train_options import (
     BATCH_SIZE,
     DATA_HELP,
@@ -84,7 +84,7 @@ def prune_cmd(
         )  # fmt: skip
         out.print(summary(m) + "; " + _line(m["prune"]))
         return
-    with err.status(f"scoring and pruning {source} ..."):
+    with working(f"scoring and pruning {source}"):
         report = prune_checkpoint(source, output, config, data=data_config, overwrite=force)
     out.print(f"wrote [bold]{output}[/]: " + _line(report.to_dict()))
 

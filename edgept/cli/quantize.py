@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgept.cli.console import err, out
+from edgept.cli.console import out, working
 from edgept.errors import ConfigError
 
 
@@ -55,10 +55,10 @@ def quantize_cmd(
         "keep_float": None if keep_float is None else tuple(n for n in keep_float.split(",") if n),
     }
     config = config_for(mode, **{k: v for k, v in options.items() if v is not None})
-    with err.status(f"quantizing {bundle} ({mode}) ...") as status:
+    with working(f"quantizing {bundle} ({mode})") as say:
         result = quantize(
             bundle, output, config, calibration=calibration, holdout=holdout, data=data, overwrite=force,
-            progress=lambda msg: status.update(f"quantizing {bundle} ({mode}): {msg}"),
+            progress=say,
         )
     metrics = result.passes[-1]["metrics"]
     size = result.artifacts["model.onnx"]["bytes"] / 2**20

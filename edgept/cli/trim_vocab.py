@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgept.cli.console import err, out
+from edgept.cli.console import out, working
 
 
 def register(app: typer.Typer) -> None:
@@ -25,9 +25,8 @@ def trim_vocab_cmd(
     from edgept.vocab import TrimConfig, trim_vocab
 
     config = TrimConfig(vocab_size=vocab_size, fallback=fallback)
-    with err.status(f"trimming {bundle} ...") as status:
-        result = trim_vocab(bundle, output, config, data=data, overwrite=force,
-                            progress=lambda msg: status.update(f"trim-vocab: {msg}"))
+    with working(f"trimming {bundle}") as say:
+        result = trim_vocab(bundle, output, config, data=data, overwrite=force, progress=say)
     size = result.bundle.artifacts["model.onnx"]["bytes"] / 2**20
     out.print(f"wrote [bold]{result.bundle.path}[/] ({size:.1f} MiB): {result.kept} of {result.original} rows kept")
     out.print("  coverage (share of real tokens kept): " + ", ".join(f"{s} {c:.2%}" for s, c in result.coverage.items()))

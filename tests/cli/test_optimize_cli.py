@@ -18,6 +18,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(monkeypatch, capsys, tmp_pat
     assert "14 candidates" in out and not (tmp_path / "run").exists()  # 7 models (3 plain, 4 pruned) x 2 precisions
 
 
+def test_a_run_logs_its_steps_where_stderr_is_not_a_terminal(monkeypatch, capsys, tmp_path, tiny_bert_dir):
+    data = write_reviews(tmp_path)
+    code, out, err = edgept(monkeypatch, capsys, "optimize", tiny_bert_dir, "--data", data, "--target", "cpu-x86_64",
+                            "--schedule", "short", "--depths", "1", "--embedding-sizes", "", "--prune-ffn", "",
+                            "-o", tmp_path / "run")
+    assert code == 0, err
+    steps = [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith(f"optimizing {tiny_bert_dir} for cpu-x86_64: ")]
+    assert steps[0].startswith("distilling the 1-layer student") and steps[-1].startswith("benchmarking 4 bundles")
+    assert "chose" in out and (tmp_path / "run" / "best.edgept").is_dir()
+
+
 @pytest.mark.parametrize(("flags", "match"), [
     (["--target", "toaster"], "unknown target 'toaster'"),
     (["--target", "cpu", "--time-budget", "soon"], "not a duration"),
