@@ -173,12 +173,14 @@ def optimize(
 def _teacher(source: Path, data: DataConfig, work: Path, config: OptimizeConfig, finetune: bool, say: Progress) -> str:
     if not finetune:
         return str(source)
+    from edgept.data import load_splits
     from edgept.train import TrainConfig
     from edgept.train.finetune import finetune as run
 
     say("fine-tuning the teacher")
     out = work / "teacher"
-    train = TrainConfig(epochs=config.steps["teacher_epochs"], lr=5e-5, batch_size=config.batch_size, seed=config.seed,
+    epochs = config.teacher_epochs(len(load_splits(data).train))
+    train = TrainConfig(epochs=epochs, lr=5e-5, batch_size=config.batch_size, seed=config.seed,
                         save_every=100)
     run(source, data, out, train, max_length=config.max_length, resume=(out / "checkpoints").exists(), progress=False)
     return str(out / "model")

@@ -102,7 +102,7 @@ def estimate_seconds(
         share = (recipe.layers or teacher_layers) / teacher_layers
         return 2 * config.steps["prune_steps"] * share * (step + forward)
     if recipe.layers is None:
-        return config.steps["teacher_epochs"] * train_examples / config.batch_size * step if finetune_teacher else 0.0
+        return config.teacher_epochs(train_examples) * train_examples / config.batch_size * step if finetune_teacher else 0.0
     student_step = step * recipe.layers / teacher_layers + forward
     augment = config.steps["augment_copies"] * train_examples / config.batch_size * forward
     return config.steps["distill_steps"] * student_step + augment

@@ -72,6 +72,13 @@ def test_config_and_duration_errors_are_one_line():
         OptimizeConfig(target="cpu", schedule="fastest")
 
 
+def test_a_small_train_split_gets_the_teachers_minimum_steps_and_a_large_one_its_epochs():
+    config = OptimizeConfig(target="cpu")
+    assert config.teacher_epochs(2880) * 2880 / config.batch_size == pytest.approx(500)  # 90 steps an epoch
+    assert config.teacher_epochs(8530) == 2.0  # rt-polarity: 533 steps in 2 epochs
+    assert OptimizeConfig(target="cpu", schedule="short").teacher_epochs(100) == 0.25
+
+
 def test_dry_run_plans_without_training(teacher, tmp_path):
     plan = optimize(teacher, str(write_reviews(tmp_path)), tmp_path / "run", OptimizeConfig(**SMALL), dry_run=True)
     assert [p["candidate"] for p in plan] == ["teacher-int8", "teacher-fp32", "s1-int8", "s1-fp32"]
