@@ -27,6 +27,7 @@ def compile_cmd(
     measure: bool = typer.Option(True, "--measure/--no-measure", help="With --precision auto on a CPU target: compile int8 and fp32, time both here, keep int8 only if it is --min-speedup times faster."),
     min_speedup: float = typer.Option(1.1, help="How much faster (p50) int8 must be than fp32 to be kept by --measure."),
     keep_reference: bool = typer.Option(False, "--keep-reference", help="int8/fp16: also ship the fp32 graph as model.fp32.onnx (default: only what runs; the manifest keeps its sha256)."),
+    embeddings: str = typer.Option(None, help="int8: store the embedding tables int8 per row (the preset's default) | int4 (half the bytes; most of a small student's file) | fp32."),
     force: bool = typer.Option(False, "--force", help="Replace an existing bundle at --output."),
 ) -> None:
     """Compile a model or bundle for a target device: an optimised ORT bundle, or a TensorRT-ready one."""
@@ -42,6 +43,7 @@ def compile_cmd(
         keep_reference=keep_reference,
         measure=measure,
         min_speedup=min_speedup,
+        embeddings=embeddings,
         seed=seed,
     )
     with working(f"compiling {source} for {target}") as say:

@@ -39,7 +39,7 @@ def quantize_cmd(
     symmetric: bool = typer.Option(None, "--symmetric/--asymmetric", help="Activation ranges symmetric (zero point 128) or asymmetric (default)."),
     reduce_range: bool = typer.Option(None, "--reduce-range/--full-range", help="7-bit weights (avoids u8s8 saturation on AVX2 CPUs without VNNI); default: 7-bit when --smooth or --per-token is given."),
     weight_type: str = typer.Option(None, help="int8 (u8s8 kernels, fastest; default) | uint8 (u8u8: 8-bit weights without AVX2's int16 saturation, slower)."),
-    embeddings: bool = typer.Option(None, "--embeddings/--float-embeddings", help="Store the embedding tables int8 (INT8 modes; default) or keep them fp32."),
+    embeddings: str = typer.Option(None, help="INT8 modes: store the embedding tables int8 per row (default) | int4 (half the bytes; check the accuracy) | fp32."),
     fp16_tolerance: float = typer.Option(None, help="fp16: the largest relative error per node output before the node is kept in fp32 (default 0.01)."),
     seed: int = typer.Option(None, help="Seed for the fresh random check inputs (default 0)."),
 ) -> None:
@@ -64,8 +64,8 @@ def quantize_cmd(
     size = result.artifacts["model.onnx"]["bytes"] / 2**20
     out.print(f"wrote [bold]{result.path}[/] ({size:.1f} MiB), method {metrics.get('method')}")
     if metrics.get("embeddings"):
-        names = ", ".join(t["table"] for t in metrics["embeddings"])
-        out.print(f"  embeddings int8 per row: {names}")
+        names = ", ".join(f"{t['table']} (int{t['bits']})" for t in metrics["embeddings"])
+        out.print(f"  embeddings per row: {names}")
     for part in ("calibration", "holdout", "fresh_random"):
         if part in metrics:
             m = metrics[part]

@@ -61,9 +61,12 @@ def choose_precision(target: Target, requested: str, available: tuple[str, ...])
     return requested
 
 
-def quantize_config(target: Target, precision: str, seed: int = 0, keep_reference: bool = False) -> QuantizeConfig | None:
-    """The QuantizeConfig `precision` means on `target` (None for fp32); a TensorRT target must get
-    standard ONNX ops (Q/DQ, casts), so an ONNX Runtime preset there is a one-line ConfigError."""
+def quantize_config(
+    target: Target, precision: str, seed: int = 0, keep_reference: bool = False, embeddings: str | None = None
+) -> QuantizeConfig | None:
+    """The QuantizeConfig `precision` means on `target` (None for fp32), its int8 embedding tables
+    stored as `embeddings` says when given; a TensorRT target must get standard ONNX ops (Q/DQ,
+    casts), so an ONNX Runtime preset there is a one-line ConfigError."""
     from edgept.quantize.presets import FP16, STANDARD_OP_MODES, preset
 
     if precision == "fp32":
@@ -74,6 +77,8 @@ def quantize_config(target: Target, precision: str, seed: int = 0, keep_referenc
             f"target {target.name} builds TensorRT engines but its [quantize] preset {target.quantize.preset!r} "
             f"makes ONNX Runtime contrib ops; set preset = \"trt-int8-qdq\" in {target.source or target.name}"
         )
+    if embeddings is not None and precision == "int8":
+        config = config.replace(embeddings=embeddings)
     return config.replace(seed=seed, keep_reference=keep_reference)
 
 
@@ -118,7 +123,7 @@ def _quantized(
     """`bundle` quantized for `precision` on `target` (as is for fp32), and its agreement with fp32."""
     from edgept.quantize import quantize
 
-    qcfg = quantize_config(target, precision, cfg.seed, cfg.keep_reference)
+    qcfg = quantize_config(target, precision, cfg.seed, cfg.keep_reference, cfg.embeddings)
     if qcfg is None:
         return bundle, None
     what = f"{precision} for {target.name} ({qcfg.mode})"

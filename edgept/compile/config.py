@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from edgept.configs import DictConfig
 from edgept.errors import ConfigError
+from edgept.quantize.config import EMBEDDINGS
 from edgept.targets import PRECISIONS
 
 
@@ -22,7 +23,8 @@ class CompileConfig(DictConfig):
     in the manifest). `measure`: with precision auto on a CPU target, compile int8 and fp32, time
     them here side by side (`measure_runs` calls each at the target's optimisation shape) and keep
     int8 only when it is at least `min_speedup` times faster (edgept.compile.measure); False takes
-    the target's first allowed precision untimed."""
+    the target's first allowed precision untimed. `embeddings`: how an int8 bundle stores its
+    embedding tables (int8, int4 or fp32; edgept.quantize's `embeddings`), None: the preset's (int8)."""
 
     kind: ClassVar[str] = "compile config"
 
@@ -35,6 +37,7 @@ class CompileConfig(DictConfig):
     measure: bool = True
     min_speedup: float = 1.1
     measure_runs: int = 40
+    embeddings: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -47,6 +50,8 @@ class CompileConfig(DictConfig):
             raise ConfigError(f"--min-speedup must be positive (e.g. 1.1), got {self.min_speedup}")
         if self.measure_runs < 5:
             raise ConfigError(f"measure_runs must be >= 5, got {self.measure_runs}")
+        if self.embeddings is not None and self.embeddings not in EMBEDDINGS:
+            raise ConfigError(f"--embeddings {self.embeddings!r} is not one of: {', '.join(EMBEDDINGS)}")
         if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
             raise ConfigError(f"--min-cosine must be in [-1, 1] (e.g. 0.98), got {self.min_cosine}")
         if self.sequence is not None:

@@ -20,6 +20,7 @@ from edgept.quantize.ranges import METHODS
 from edgept.registry import Registry
 
 WEIGHT_TYPES = ("int8", "uint8")
+EMBEDDINGS = ("int8", "int4", "fp32")
 PER_TOKEN_SCOPES = ("ffn-down", "all")
 # The alphas `smooth="auto"` tries (SmoothQuant's range; its paper picks alpha per model on calibration data).
 SMOOTH_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -73,13 +74,27 @@ class _Int8(QuantizeConfig):
     """Fields of every INT8 mode.
 
     per_channel: one weight scale per output channel (else one per tensor).
-    embeddings: store the embedding tables (word, position, token type) int8 with one scale per
-      row, read by Gather then dequantized in standard ops (edgept.quantize.embeddings); False
-      keeps them fp32.
+    embeddings: how the embedding tables (word, position, token type) are stored: "int8" with one
+      scale per row, read by Gather then dequantized in standard ops (edgept.quantize.embeddings);
+      "int4" the same in half the bytes (two values a byte, unpacked after the Gather; most of a
+      small student's file is its word table); "fp32" keeps them float. True/False read as
+      "int8"/"fp32" (what earlier manifests recorded).
     """
 
     per_channel: bool = True
-    embeddings: bool = True
+    embeddings: str = "int8"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.embeddings, bool):
+            object.__setattr__(self, "embeddings", "int8" if self.embeddings else "fp32")
+        if self.embeddings not in EMBEDDINGS:
+            raise ConfigError(f"--embeddings {self.embeddings!r} is not one of: {', '.join(EMBEDDINGS)}")
+
+    @property
+    def embedding_bits(self) -> int | None:
+        """Bits per stored embedding value; None: fp32 tables."""
+        return {"int8": 8, "int4": 4}.get(self.embeddings)
 
 
 @dataclass(frozen=True, kw_only=True)

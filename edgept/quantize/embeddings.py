@@ -36,7 +36,9 @@ from onnx import helper, numpy_helper
 
 from edgept.quantize.qdq import quantize_weight
 
-ROWS, SCALE = "_rows_int8", "_row_scale"  # suffixes of a table's int8 rows and their scales
+ROWS, ROWS4, SCALE = "_rows_int8", "_rows_int4x2", "_row_scale"  # suffixes: a table's int rows, their scales
+INT4_MAX, INT4_OFFSET = 7, 8
+NIBBLE, OFFSET = "embeddings/sixteen", "embeddings/int4_offset"
 
 
 def _row_gather(node: onnx.NodeProto, inits: Mapping[str, onnx.TensorProto]) -> bool:
@@ -73,11 +75,45 @@ def ort_int8_columns(proto: onnx.ModelProto) -> dict[str, tuple[str, str]]:
     return found
 
 
+def pack_int4_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(packed uint8 rows, float32 row scales) of a float table of even width W: each row symmetric
+    int4 (scale = max|row| / 7, values -7..7 stored offset by 8), element j in the low nibble and
+    element j + W/2 in the high nibble of byte j, so unpacking is a Concat of the two halves."""
+    scale = np.maximum(np.abs(table).max(axis=1), 1e-12).astype(np.float64) / INT4_MAX
+    q = (np.clip(np.rint(table / scale[:, None]), -INT4_MAX, INT4_MAX) + INT4_OFFSET).astype(np.uint8)
+    half = table.shape[1] // 2
+    return q[:, :half] | (q[:, half:] << 4), scale.astype(np.float32)
+
+
+def _dequantize(rows: str, scale_column: str, y: str, base: str, bits: int) -> list[onnx.NodeProto]:
+    """Nodes making float `y` from int rows (`bits` 8: int8; 4: `pack_int4_rows`'s bytes) times
+    their scales (a trailing axis of 1)."""
+    cast = helper.make_node("Cast", [rows], [f"{y}/float"], name=f"{base}/cast", to=onnx.TensorProto.FLOAT)
+    if bits == 8:
+        return [cast, helper.make_node("Mul", [f"{y}/float", scale_column], [y], name=base)]
+    # Float arithmetic, not BitShift/BitwiseAnd: every opset >= 13 op, each exact on 0..255.
+    return [
+        cast,
+        helper.make_node("Div", [f"{y}/float", NIBBLE], [f"{y}/div16"], name=f"{base}/div16"),
+        helper.make_node("Floor", [f"{y}/div16"], [f"{y}/high"], name=f"{base}/high"),
+        helper.make_node("Mul", [f"{y}/high", NIBBLE], [f"{y}/high16"], name=f"{base}/high16"),
+        helper.make_node("Sub", [f"{y}/float", f"{y}/high16"], [f"{y}/low"], name=f"{base}/low"),
+        helper.make_node("Concat", [f"{y}/low", f"{y}/high"], [f"{y}/offset"], name=f"{base}/unpack", axis=-1),
+        helper.make_node("Sub", [f"{y}/offset", OFFSET], [f"{y}/int"], name=f"{base}/centre"),
+        helper.make_node("Mul", [f"{y}/int", scale_column], [y], name=base),
+    ]
+
+
 def quantize_embeddings(
-    proto: onnx.ModelProto, skip: Iterable[str] = (), int8_columns: Mapping[str, tuple[str, str]] | None = None
+    proto: onnx.ModelProto, skip: Iterable[str] = (), int8_columns: Mapping[str, tuple[str, str]] | None = None,
+    bits: int = 8, int8_only: Iterable[str] = (),
 ) -> onnx.ModelProto:
-    """A copy of `proto` with every `embedding_tables` table stored int8 per row (see the module
-    docstring); a table in `int8_columns` (`ort_int8_columns`) is read from that copy instead."""
+    """A copy of `proto` with every `embedding_tables` table stored per row in `bits` (8, or 4 for a
+    table of even width; see the module docstring); a table in `int8_columns` (`ort_int8_columns`)
+    is read from that int8 copy instead, and one in `int8_only` (a weight the caller quantized to the
+    same per-row int8, e.g. a tied decoder's) is stored int8, whatever `bits`, so it stays stored once."""
+    if bits not in (4, 8):
+        raise ValueError(f"embedding tables are stored in 8 or 4 bits, not {bits}")
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     tables = embedding_tables(out, skip)
@@ -87,29 +123,36 @@ def quantize_embeddings(
     axes = "embeddings/unsqueeze_axes"
     added = [numpy_helper.from_array(np.array([-1], dtype=np.int64), axes)]
     prologue: list[onnx.NodeProto] = []
-    rows: dict[str, tuple[str, str]] = {}  # table -> (int8 rows, row scales)
+    rows: dict[str, tuple[str, str, int]] = {}  # table -> (int rows, row scales, bits)
     for name in tables:
         if name in (int8_columns or {}):
             columns, scale = int8_columns[name]
             prologue.append(helper.make_node("Transpose", [columns], [name + ROWS], name=f"{name}/rows", perm=[1, 0]))
-            rows[name] = (name + ROWS, scale)
+            rows[name] = (name + ROWS, scale, 8)
             continue
-        q, scale = quantize_weight(numpy_helper.to_array(inits[name]), axis=0)
-        added += [numpy_helper.from_array(q, name + ROWS), numpy_helper.from_array(scale, name + SCALE)]
-        rows[name] = (name + ROWS, name + SCALE)
+        table = numpy_helper.to_array(inits[name])
+        if bits == 4 and table.shape[1] % 2 == 0 and name not in set(int8_only):
+            q, scale = pack_int4_rows(table)
+            suffix, table_bits = ROWS4, 4
+        else:
+            (q, scale), suffix, table_bits = quantize_weight(table, axis=0), ROWS, 8
+        added += [numpy_helper.from_array(q, name + suffix), numpy_helper.from_array(scale, name + SCALE)]
+        rows[name] = (name + suffix, name + SCALE, table_bits)
+    if any(b == 4 for *_, b in rows.values()):
+        added += [numpy_helper.from_array(np.array(16.0, np.float32), NIBBLE),
+                  numpy_helper.from_array(np.array(float(INT4_OFFSET), np.float32), OFFSET)]
     wanted = set(tables)
     nodes: list[onnx.NodeProto] = []
     dequantized: dict[str, None] = {}
     for node in out.graph.node:
         if _row_gather(node, inits) and node.input[0] in wanted:
-            (table_rows, table_scale), ids, y = rows[node.input[0]], node.input[1], node.output[0]
+            (table_rows, table_scale, b), ids, y = rows[node.input[0]], node.input[1], node.output[0]
             base = node.name or y
             nodes += [
-                helper.make_node("Gather", [table_rows, ids], [f"{y}/int8"], name=f"{base}/int8"),
-                helper.make_node("Cast", [f"{y}/int8"], [f"{y}/float"], name=f"{base}/cast", to=onnx.TensorProto.FLOAT),
+                helper.make_node("Gather", [table_rows, ids], [f"{y}/int{b}"], name=f"{base}/int{b}"),
                 helper.make_node("Gather", [table_scale, ids], [f"{y}/scale"], name=f"{base}/scale"),
                 helper.make_node("Unsqueeze", [f"{y}/scale", axes], [f"{y}/scale_column"], name=f"{base}/scale_column"),
-                helper.make_node("Mul", [f"{y}/float", f"{y}/scale_column"], [y], name=base),
+                *_dequantize(f"{y}/int{b}", f"{y}/scale_column", y, base, b),
             ]
             continue
         for i, name in enumerate(node.input):
@@ -118,10 +161,10 @@ def quantize_embeddings(
                 dequantized[name] = None
         nodes.append(node)
     for name in dequantized:
+        table_rows, table_scale, b = rows[name]
         prologue += [
-            helper.make_node("Cast", [rows[name][0]], [f"{name}/rows_float"], name=f"{name}/cast", to=onnx.TensorProto.FLOAT),
-            helper.make_node("Unsqueeze", [rows[name][1], axes], [f"{name}/scale_column"], name=f"{name}/scale_column"),
-            helper.make_node("Mul", [f"{name}/rows_float", f"{name}/scale_column"], [f"{name}/dequantized"], name=f"{name}/dequantize"),
+            helper.make_node("Unsqueeze", [table_scale, axes], [f"{name}/scale_column"], name=f"{name}/scale_column"),
+            *_dequantize(table_rows, f"{name}/scale_column", f"{name}/dequantized", f"{name}/dequantize", b),
         ]
     del out.graph.node[:]
     out.graph.node.extend(prologue + nodes)
@@ -131,21 +174,24 @@ def quantize_embeddings(
     return out
 
 
-def int8_tables(proto: onnx.ModelProto) -> list[dict[str, Any]]:
-    """What the manifest records of a graph's int8 tables: name, shape (rows, width), and the
+def quantized_tables(proto: onnx.ModelProto) -> list[dict[str, Any]]:
+    """What the manifest records of a graph's int tables: name, shape (rows, width), bits, and the
     largest error per element that rounding to the row's grid allows (half its scale)."""
     inits = {i.name: i for i in proto.graph.initializer}
     # A table read from ORT's transposed int8 copy has its rows made by a Transpose (quantize_embeddings).
     transposed = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Transpose"}
+    scales = {n.name: n.input[0] for n in proto.graph.node if n.op_type == "Gather"}
     report = []
     for node in proto.graph.node:
-        if node.op_type == "Gather" and node.input[0].endswith(ROWS) and node.name.endswith("/int8"):
-            scale = next(n.input[0] for n in proto.graph.node if n.name == node.name[: -len("/int8")] + "/scale")
-            rows = node.input[0]
-            shape = list(inits[rows].dims) if rows in inits else list(reversed(inits[transposed[rows]].dims))
-            report.append({"table": rows[: -len(ROWS)], "shape": [int(d) for d in shape],
-                           "max_abs_error": float(numpy_helper.to_array(inits[scale]).max() / 2)})
+        rows = node.input[0] if node.op_type == "Gather" and node.input else ""
+        for suffix, bits in ((ROWS, 8), (ROWS4, 4)):
+            if rows.endswith(suffix) and node.name.endswith(f"/int{bits}"):
+                scale = scales[node.name[: -len(f"/int{bits}")] + "/scale"]
+                shape = list(inits[rows].dims) if rows in inits else list(reversed(inits[transposed[rows]].dims))
+                shape[1] *= 8 // bits  # two int4 values a byte
+                report.append({"table": rows[: -len(suffix)], "shape": [int(d) for d in shape], "bits": bits,
+                               "max_abs_error": float(numpy_helper.to_array(inits[scale]).max() / 2)})
     return list({r["table"]: r for r in report}.values())
 
 
-__all__ = ["embedding_tables", "int8_tables", "quantize_embeddings"]
+__all__ = ["embedding_tables", "pack_int4_rows", "quantize_embeddings", "quantized_tables"]

@@ -105,13 +105,13 @@ def quantize_weights(
     keep_float: Iterable[str] = (),
     per_channel: bool = True,
     reduce_range: bool = False,
-    embeddings: bool = False,
+    embedding_bits: int | None = None,
     unsigned: bool = False,
 ) -> onnx.ModelProto:
     """ORT's weight quantization (int8, or uint8 when `unsigned`; per output channel) of `proto`'s
     MatMul/Attention nodes, except `keep_float`; activations are quantized per call
-    (DynamicQuantizeLinear) until frozen. With `embeddings`, the embedding tables are stored int8
-    per row too (edgept.quantize.embeddings)."""
+    (DynamicQuantizeLinear) until frozen. With `embedding_bits` (8 or 4), the embedding tables are
+    stored per row in that many bits too (edgept.quantize.embeddings)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from edgept.quantize.embeddings import ort_int8_columns, quantize_embeddings
@@ -132,7 +132,9 @@ def quantize_weights(
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         out = onnx.load(str(dst))
-    return quantize_embeddings(out, skip=keep_float, int8_columns=ort_int8_columns(out)) if embeddings else out
+    if embedding_bits is None:
+        return out
+    return quantize_embeddings(out, skip=keep_float, int8_columns=ort_int8_columns(out), bits=embedding_bits)
 
 
 @contextlib.contextmanager

@@ -87,7 +87,7 @@ class Int8Plan:
             keep_float=[*c.keep_float, *keep_float],
             per_channel=c.per_channel,
             reduce_range=c.seven_bit,
-            embeddings=c.embeddings,
+            embedding_bits=c.embedding_bits,
             unsigned=c.unsigned_weights,
         )
         if not c.gptq:

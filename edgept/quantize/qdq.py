@@ -129,10 +129,11 @@ def to_qdq(
     stats = collect_stats(proto, acts, batches)
     scales = {t: int8_scale(*tensor_range(stats[t], config.method, config.percentile)) for t in acts}
     out = insert_qdq(proto, scales, [n.name for n in nodes], config.per_channel)
-    if config.embeddings:
+    if config.embedding_bits is not None:
         from edgept.quantize.embeddings import quantize_embeddings
 
-        out = quantize_embeddings(out, skip=config.keep_float)
+        out = quantize_embeddings(out, skip=config.keep_float, bits=config.embedding_bits,
+                                  int8_only=[n.input[1] for n in nodes])
     report = {
         "method": f"{config.method} ranges, symmetric int8 Q/DQ (explicit precision for TensorRT)",
         "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float],

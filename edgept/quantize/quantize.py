@@ -25,7 +25,7 @@ from edgept.parity import summarize
 from edgept.quantize import graph
 from edgept.quantize.calibration import CalibrationSet, load_calibration
 from edgept.quantize.config import SMOOTH_GRID, Auto, Fp16, Int8Dynamic, Int8Static, Qdq, QuantizeConfig
-from edgept.quantize.embeddings import int8_tables
+from edgept.quantize.embeddings import quantized_tables
 from edgept.quantize.int8 import Budget, Int8Plan, outputs
 from edgept.quantize.smooth import smooth
 from edgept.quantize.task import TaskSet, load_task
@@ -158,7 +158,7 @@ def _dynamic(
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     proto = graph.quantize_weights(
         _fused(src, progress), keep_float=config.keep_float, per_channel=config.per_channel,
-        reduce_range=config.seven_bit, embeddings=config.embeddings, unsigned=config.unsigned_weights,
+        reduce_range=config.seven_bit, embedding_bits=config.embedding_bits, unsigned=config.unsigned_weights,
     )
     return proto, {"method": "per-call min/max (DynamicQuantizeLinear)",
                    "float_nodes": [{"node": n, "reason": "user --keep-float"} for n in config.keep_float]}
@@ -248,7 +248,7 @@ def quantize(
     task = load_task(data, src) if data is not None else None
     reference = onnx.load(str(src.model_path))
     proto, report = handler(src, reference, config, cal, task, progress)
-    tables = int8_tables(proto)  # before the dedupe, which may rename a table shared with a weight
+    tables = quantized_tables(proto)  # before the dedupe, which may rename a table shared with a weight
     # Fusion gives each layer its own QKV matrix and ORT its own int8 copy of every use of a shared
     # weight; identical copies (same weights -> same scales) collapse back into one (ALBERT).
     dedupe_initializers(proto)

@@ -29,6 +29,10 @@ def test_every_shipped_target_maps_int8_to_a_real_preset():
         if "fp16" in target.build.precisions:
             assert quantize_config(target, "fp16").mode == "fp16"
     assert quantize_config(resolve_target("cpu-x86_64")[0], "fp32") is None
+    cpu = resolve_target("cpu-x86_64")[0]
+    assert quantize_config(cpu, "int8").embeddings == "int8" and quantize_config(cpu, "int8", embeddings="int4").embeddings == "int4"
+    with pytest.raises(ConfigError, match="--embeddings"):
+        CompileConfig(target="cpu", embeddings="int2")
 
 
 def test_jetson_int8_bundle_is_qdq_onnx_with_a_strongly_typed_script(tiny, tmp_path):  # noqa: F811

@@ -55,6 +55,39 @@ def test_each_gathered_row_is_within_half_its_scale_of_fp32(tmp_path, encoder_co
     assert np.abs(a - b).max() < 0.05 * np.abs(a).max()  # the whole encoder, fp32 weights otherwise
 
 
+def test_int4_rows_unpack_to_within_half_their_scale_and_halve_the_table_again(tmp_path, encoder_config):  # noqa: F811
+    from edgept.quantize.embeddings import ROWS4, pack_int4_rows
+
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(50, 6)).astype(np.float32)
+    packed, scale = pack_int4_rows(table)
+    assert packed.shape == (50, 3) and packed.dtype == np.uint8
+    vocab = 2000
+    bundle = export_tiny(tmp_path, encoder_config.replace(vocab_size=vocab))
+    fp32 = onnx.load(str(bundle.model_path))
+    q8, q4 = quantize_embeddings(fp32, bits=8), quantize_embeddings(fp32, bits=4)
+    onnx.checker.check_model(q4, full_check=True)
+    word = next(n for n in fp32.graph.node if n.op_type == "Gather" and n.input[0] == WORD).output[0]
+    feeds = fresh_ids(vocab, seed=11)
+    ref = session(fp32, outputs=[word]).run([word], feeds)[0]
+    got = session(q4, outputs=[word]).run([word], feeds)[0]
+    w = numpy_helper.to_array(next(i for i in fp32.graph.initializer if i.name == WORD))
+    step = np.abs(w).max(1) / 7
+    err = np.abs(got - ref)
+    assert (err <= step[feeds["input_ids"]][..., None] / 2 + 1e-6).all() and err.max() > 0
+    stored = {i.name: i for i in q4.graph.initializer}
+    assert stored[WORD + ROWS4].data_type == onnx.TensorProto.UINT8 and tuple(stored[WORD + ROWS4].dims) == (vocab, 16)
+    assert q8.ByteSize() - q4.ByteSize() > 0.45 * vocab * 32  # half of each int8 row
+    out = quantize(bundle, tmp_path / "q4.edgept", Int8Dynamic(embeddings="int4"))
+    recorded = {t["table"]: t for t in out.passes[-1]["metrics"]["embeddings"]}
+    assert recorded[WORD]["bits"] == 4 and recorded[WORD]["shape"] == [vocab, 32]
+    a, b = run(bundle, feeds)["last_hidden_state"], run(out, feeds)["last_hidden_state"]
+    assert out.passes[-1]["metrics"]["fresh_random"]["cosine"] > 0.98 and np.abs(a - b).max() < 1.0
+    with pytest.raises(ConfigError, match="embeddings"):
+        Int8Dynamic(embeddings="int2")
+    assert Int8Dynamic(embeddings=False).embeddings == "fp32"
+
+
 @pytest.mark.parametrize("mode", ["int8-dynamic", "int8-static", "int8-qdq"])
 def test_int8_tables_cut_the_file_by_three_quarters_of_their_bytes(tmp_path, encoder_config, mode):  # noqa: F811
     vocab, hidden = 2000, encoder_config.hidden_size
@@ -91,6 +124,29 @@ def test_a_decoder_tied_to_the_word_table_reads_the_one_int8_copy(tmp_path, enco
     ref, got = run(bundle, feeds)["logits"], run(out, feeds)["logits"]
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max(), np.abs(got - ref).max()
     assert (got.argmax(-1) == ref.argmax(-1)).mean() > 0.9
+
+
+def test_a_float_decoder_reading_an_int4_table_gets_the_whole_table_dequantized(tmp_path, encoder_config):  # noqa: F811
+    bundle = export_tiny(tmp_path, encoder_config.replace(task="masked-lm"))
+    fp32 = onnx.load(str(bundle.model_path))
+    q4 = quantize_embeddings(fp32, bits=4)
+    assert tables(q4, (23, 32)) == {} and tables(q4, (23, 16)) == {onnx.TensorProto.UINT8: 1}
+    feeds = token_feeds(seed=4, n=3, seq=10)
+    ref, got = session(fp32).run(None, feeds)[0], session(q4).run(None, feeds)[0]
+    assert np.abs(got - ref).max() < 0.2 * np.abs(ref).max() and (got.argmax(-1) == ref.argmax(-1)).mean() > 0.8
+
+
+@pytest.mark.parametrize("mode", ["int8-dynamic", "int8-qdq"])
+def test_an_int4_request_keeps_a_word_table_a_decoder_also_reads_int8_and_stored_once(tmp_path, encoder_config, mode):  # noqa: F811
+    bundle = export_tiny(tmp_path, encoder_config.replace(task="masked-lm"))
+    cal = write_npz_set(tmp_path / "cal", token_feeds(0))
+    out = quantize(bundle, tmp_path / "q.edgept", config_for(mode, embeddings="int4"), calibration=cal)
+    proto = onnx.load(str(out.model_path))
+    stored = [tables(proto, (23, 32)), tables(proto, (32, 23)), tables(proto, (23, 16))]
+    assert sorted(stored, key=len) == [{}, {}, {onnx.TensorProto.INT8: 1}], stored
+    feeds = token_feeds(seed=9, n=3, seq=10)
+    ref, got = run(bundle, feeds)["logits"], run(out, feeds)["logits"]
+    assert np.abs(got - ref).max() < 0.2 * np.abs(ref).max() and (got.argmax(-1) == ref.argmax(-1)).mean() > 0.8
 
 
 def test_albert_factorized_tables_and_their_projection(tmp_path, encoder_config):  # noqa: F811
