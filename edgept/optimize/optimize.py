@@ -144,7 +144,7 @@ def optimize(
             say(f"skipping {recipe.describe()}: its base model was skipped")
             models[recipe.name] = state.done(f"model:{recipe.name}", None, 0.0)
             continue
-        say(f"{'pruning' if recipe.base else 'distilling'} the {recipe.describe()} ({state.elapsed():.0f} s spent)")
+        say(f"making {recipe.describe()} ({state.elapsed():.0f} s spent)")
         make = _pruned if recipe.base else _student
         base = teacher if recipe.base is None else Path(models[recipe.base])
         models[recipe.name] = state.run(f"model:{recipe.name}", lambda r=recipe, m=make, b=base: m(b, r, data_config, work, config))

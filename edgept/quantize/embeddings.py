@@ -23,6 +23,12 @@ stored. int8-qdq's decoder weight is the same per-row quantization as the table'
 `dedupe_initializers` merges the two. Any other reader gets `Cast(table_int8) * row_scale`
 (constant inputs, folded at load too). ALBERT's factorized E-wide tables are tables like any other; the E x H
 projection after them is a weight the INT8 modes quantize as usual.
+
+`bits=4` (`--embeddings int4`) stores each row symmetric int4 (scale = max|row| / 7), two values a
+byte (`pack_int4_rows`), and unpacks the gathered bytes with Cast, Div, Floor, Mul, Sub and a Concat
+of the two halves: standard ops on seq x W/2 values per call. It halves the table again, which is
+what a small student's file is mostly made of (3 layers, E=128: the int8 word table is 3.9 of 9.7 MB),
+at twice the rounding error per element; a table a decoder also reads stays int8, stored once.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def test_a_run_logs_its_steps_where_stderr_is_not_a_terminal(monkeypatch, capsys
                             "-o", tmp_path / "run")
     assert code == 0, err
     steps = [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith(f"optimizing {tiny_bert_dir} for cpu-x86_64: ")]
-    assert steps[0].startswith("distilling the 1-layer student") and steps[-1].startswith("benchmarking 4 bundles")
+    assert steps[0].startswith("making 1-layer student") and steps[-1].startswith("benchmarking 4 bundles")
     assert "chose" in out and (tmp_path / "run" / "best.edgept").is_dir()
 
 
