@@ -33,6 +33,7 @@ from edgept.optimize.plan import (
     ModelRecipe,
     candidates,
     estimate_seconds,
+    paced_estimate,
     recipes,
     teacher_step_seconds,
 )
@@ -131,13 +132,15 @@ def optimize(
     teacher = Path(state.run("teacher", lambda: _teacher(source, data_config, work, config, finetune_teacher, say)))
     calibration = state.run("calibration", lambda: _calibration(data, work, config))
     models: dict[str, str | None] = {}
+    finished: list[tuple[ModelRecipe, float, float]] = []  # (recipe, estimate, seconds taken)
     for recipe in recipes(config, mcfg.num_layers):
         if recipe.layers is None and recipe.base is None:
             models[recipe.name] = str(teacher)
             continue
         left = None if config.time_budget is None else config.time_budget - state.elapsed()
-        if f"model:{recipe.name}" not in state.data["steps"] and left is not None and estimates[recipe.name] > left:
-            say(f"skipping {recipe.describe()}: estimated {estimates[recipe.name]:.0f} s, {left:.0f} s left")
+        need = paced_estimate(recipe, estimates[recipe.name], finished)
+        if f"model:{recipe.name}" not in state.data["steps"] and left is not None and need > left:
+            say(f"skipping {recipe.describe()}: estimated {need:.0f} s, {left:.0f} s left")
             models[recipe.name] = state.done(f"model:{recipe.name}", None, 0.0)
             continue
         if recipe.base is not None and models[recipe.base] is None:
@@ -148,6 +151,7 @@ def optimize(
         make = _pruned if recipe.base else _student
         base = teacher if recipe.base is None else Path(models[recipe.base])
         models[recipe.name] = state.run(f"model:{recipe.name}", lambda r=recipe, m=make, b=base: m(b, r, data_config, work, config))
+        finished.append((recipe, estimates[recipe.name], state.data["steps"][f"model:{recipe.name}"]["seconds"]))
     rows = []
     for cand in plan:
         if models[cand.model.name] is None:

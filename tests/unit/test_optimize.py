@@ -149,6 +149,16 @@ def test_a_time_budget_skips_what_does_not_fit_and_still_chooses(teacher, tmp_pa
     assert "skipped" not in by["teacher-fp32"] and result.report["chosen"].startswith("teacher-")
 
 
+def test_estimates_are_paced_by_what_finished_models_of_the_same_kind_took():
+    from edgept.optimize.plan import ModelRecipe, paced_estimate
+
+    pruned, student = ModelRecipe("teacher-ffn25", ffn_keep=0.25, base="teacher"), ModelRecipe("s2", 2)
+    finished = [(ModelRecipe("teacher-ffn50", ffn_keep=0.5, base="teacher"), 2000.0, 1000.0)]
+    assert paced_estimate(pruned, 3000.0, finished) == pytest.approx(1500.0)  # took half its estimate
+    assert paced_estimate(student, 3000.0, finished) == 3000.0  # no distilled student finished yet
+    assert paced_estimate(student, 3000.0, []) == 3000.0
+
+
 def test_a_pruned_teacher_is_planned_after_it_and_built_smaller(teacher, tmp_path):
     from edgept.models.hf import read_config
 
