@@ -97,7 +97,7 @@ def _dequantize(rows: str, scale_column: str, y: str, base: str, bits: int) -> l
     cast = helper.make_node("Cast", [rows], [f"{y}/float"], name=f"{base}/cast", to=onnx.TensorProto.FLOAT)
     if bits == 8:
         return [cast, helper.make_node("Mul", [f"{y}/float", scale_column], [y], name=base)]
-    # Float arithmetic, not BitShift/BitwiseAnd: every opset >= 13 op, each exact on 0..255.
+    # Float arithmetic, not BitShift/BitwiseAnd (opset 18): ops every opset has, each exact on 0..255.
     return [
         cast,
         helper.make_node("Div", [f"{y}/float", NIBBLE], [f"{y}/div16"], name=f"{base}/div16"),
@@ -130,6 +130,7 @@ def quantize_embeddings(
     added = [numpy_helper.from_array(np.array([-1], dtype=np.int64), axes)]
     prologue: list[onnx.NodeProto] = []
     rows: dict[str, tuple[str, str, int]] = {}  # table -> (int rows, row scales, bits)
+    int8_only = set(int8_only)
     for name in tables:
         if name in (int8_columns or {}):
             columns, scale = int8_columns[name]
@@ -137,7 +138,7 @@ def quantize_embeddings(
             rows[name] = (name + ROWS, scale, 8)
             continue
         table = numpy_helper.to_array(inits[name])
-        if bits == 4 and table.shape[1] % 2 == 0 and name not in set(int8_only):
+        if bits == 4 and table.shape[1] % 2 == 0 and name not in int8_only:
             q, scale = pack_int4_rows(table)
             suffix, table_bits = ROWS4, 4
         else:
