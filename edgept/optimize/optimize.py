@@ -129,7 +129,7 @@ def optimize(
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out, {"model": str(source), "data": data, **config.to_dict()})
     work = out / "work"
-    teacher = Path(state.run("teacher", lambda: _teacher(source, data_config, work, config, finetune_teacher, say)))
+    teacher = Path(state.run("teacher", lambda: _teacher(source, data_config, work, config, finetune_teacher, len(splits.train), say)))
     calibration = state.run("calibration", lambda: _calibration(data, work, config))
     models: dict[str, str | None] = {}
     finished: list[tuple[ModelRecipe, float, float]] = []  # (recipe, estimate, seconds taken)
@@ -174,17 +174,17 @@ def optimize(
     return OptimizeResult(Bundle.open(out / BEST), report)
 
 
-def _teacher(source: Path, data: DataConfig, work: Path, config: OptimizeConfig, finetune: bool, say: Progress) -> str:
+def _teacher(
+    source: Path, data: DataConfig, work: Path, config: OptimizeConfig, finetune: bool, train_examples: int, say: Progress
+) -> str:
     if not finetune:
         return str(source)
-    from edgept.data import load_splits
     from edgept.train import TrainConfig
     from edgept.train.finetune import finetune as run
 
     say("fine-tuning the teacher")
     out = work / "teacher"
-    epochs = config.teacher_epochs(len(load_splits(data).train))
-    train = TrainConfig(epochs=epochs, lr=5e-5, batch_size=config.batch_size, seed=config.seed,
+    train = TrainConfig(epochs=config.teacher_epochs(train_examples), lr=5e-5, batch_size=config.batch_size, seed=config.seed,
                         save_every=100)
     run(source, data, out, train, max_length=config.max_length, resume=(out / "checkpoints").exists(), progress=False)
     return str(out / "model")

@@ -111,7 +111,8 @@ def estimate_seconds(
 def paced_estimate(recipe: ModelRecipe, estimate: float, finished: list[tuple[ModelRecipe, float, float]]) -> float:
     """`estimate` scaled by how long the finished models of the same kind (pruned or distilled) took
     against their own estimates: the step-time model is coarse (on a 6-class task a pruned teacher's
-    recovery took about half its estimate), and the time budget should skip only what will not fit."""
+    recovery took 1626 s, about 0.6 of what the formula gave from a step timed while the machine
+    was busy), and the time budget should skip only what will not fit."""
     same = [(e, took) for r, e, took in finished if (r.ffn_keep is None) == (recipe.ffn_keep is None) and e > 0]
     return estimate * sum(t for _, t in same) / sum(e for e, _ in same) if same else estimate
 
