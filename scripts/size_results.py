@@ -166,7 +166,7 @@ def markdown(result: dict) -> str:
             f"| {r['model']} | {r['levers']} | {r['bytes'] / 2**20:.1f} | {acc} | {r['p50_ms_b1_s128']:.2f} "
             f"| {r['x_baseline_b1_s128']:.2f}x | {r['x_baseline_b1_s32']:.2f}x | {r['x_baseline_b8_s128']:.2f}x |"
         )
-    lines += ["", f"Latency: {result['caption']}.", "", "![accuracy vs latency and size](size.png)"]
+    lines += ["", f"Latency: {result['caption']}.", "", f"![accuracy vs latency and size]({result['plot']})"]
     return "\n".join(lines) + "\n"
 
 
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = measure(build(args), args.runs)
     result.update(command="scripts/size_results.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                  seconds=round(time.perf_counter() - started))
+                  seconds=round(time.perf_counter() - started), plot=Path(args.out).with_suffix(".png").name)
     out = Path(args.out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     atomic_write_text(out.with_suffix(".md"), markdown(result))
