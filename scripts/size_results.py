@@ -8,8 +8,9 @@ vocabulary trimming (`edgept trim-vocab --vocab-size 16000`), structured FFN pru
 distillation from the unpruned model (`edgept prune --ffn-keep 0.5|0.25 --recover`), and, with
 --student (a distilled student, e.g. from `edgept distill`), depth, FFN pruning to 25% and int4
 embeddings (`--embeddings int4`); each alone on the teacher and combined. --student-only keeps of the
-teacher only its fp32 row and the baseline (the teacher's levers take most of the run's time). Baseline: ONNX Runtime's own `quantize_dynamic` of the exported teacher (per channel),
-what a user gets without edgept. Columns: bundle MiB (every file), dev and test accuracy through
+teacher only its fp32 row and the baseline (the teacher's levers take most of the run's time).
+Baseline: ONNX Runtime's own `quantize_dynamic` of the exported teacher (per channel), what a user
+gets without edgept. Columns: bundle MiB (every file), dev and test accuracy through
 edgept.runtime on the shared rt-polarity split, and p50 latency at b1 s128, b1 s32 and b8 s128 from
 one interleaved `edgept.bench` run of every row, 1 thread; speed-ups are against the baseline.
 
