@@ -1,5 +1,6 @@
-"""`edgept prune MODEL --data D --ffn-keep 0.5 -o DIR`: structured FFN pruning by Taylor importance on
-the task, optionally followed by recovery distillation from the unpruned model (`--recover`)."""
+"""`edgept prune MODEL --data D --ffn-keep 0.5 [--heads-keep 0.5] -o DIR`: structured FFN-neuron and
+attention-head pruning by Taylor importance on the task, optionally followed by recovery
+distillation from the unpruned model (`--recover`)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ def prune_cmd(
         help="Directory for the pruned checkpoint; with --recover, for model/ (the checkpoint), checkpoints/, train_log.jsonl, metrics.json.",
     ),  # fmt: skip
     ffn_keep: float = typer.Option(0.5, "--ffn-keep", help="Share of every FFN's neurons kept, in (0, 1]; rounded to a multiple of 8."),
-    examples: int = typer.Option(512, "--examples", help="Train examples the neurons' importance is summed over."),
+    heads_keep: float = typer.Option(
+        1.0, "--heads-keep", help="Share of every layer's attention heads kept, in (0, 1]; below 1 the checkpoint is in edgept's own layout.",
+    ),  # fmt: skip
+    examples: int = typer.Option(512, "--examples", help="Train examples the neurons' and heads' importance is summed over."),
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     force: bool = typer.Option(False, "--force", help="Replace an existing directory at --output."),
@@ -57,8 +61,9 @@ def prune_cmd(
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
-    """Prune every FFN to its most important neurons: a dense, standard checkpoint (a smaller
-    intermediate_size, tokenizer copied, prune_report.json beside it) that exports, quantizes and
+    """Prune every FFN to its most important neurons (and, with --heads-keep, every layer to its
+    most important attention heads): a dense checkpoint (tokenizer copied, prune_report.json beside
+    it) that exports and quantizes like any other; with only FFNs cut it is a standard one that
     loads in transformers. Without --recover the dev accuracy before and after is reported; pruning
     alone usually costs accuracy that --recover wins back.
     """
@@ -69,7 +74,7 @@ def prune_cmd(
 
     if resume and not recover:
         raise ConfigError("--resume continues a --recover run; add --recover")
-    config = PruneConfig(ffn_keep=ffn_keep, examples=examples, max_length=max_length, seed=seed)
+    config = PruneConfig(ffn_keep=ffn_keep, heads_keep=heads_keep, examples=examples, max_length=max_length, seed=seed)
     data_config = DataConfig(source=data, text_column=text_column, label_column=label_column)
     source = resolve(model)
     if recover:
@@ -91,7 +96,7 @@ def prune_cmd(
 
 def _line(r: dict) -> str:
     return (
-        f"FFN {r['intermediate_before']} -> {r['intermediate_after']} neurons, parameters {r['params_before'] / 1e6:.2f}M -> "
+        f"FFN {r['intermediate_before']} -> {r['intermediate_after']} neurons, {r['heads_before']} -> {r['heads_after']} heads, parameters {r['params_before'] / 1e6:.2f}M -> "
         f"{r['params_after'] / 1e6:.2f}M (-{100 * r['drop']:.1f}%), dev accuracy {r['dev_accuracy_before']:.4f} -> "
         f"{r['dev_accuracy_pruned']:.4f} before recovery"
     )

@@ -1,7 +1,7 @@
 """Recovery: win a cut model's accuracy back by distilling from the model it was cut from
 (TinyBERT's losses and `edgept.train.fit`, through `distill`). `factorize_and_recover` and
 `prune_and_recover` cut a checkpoint (factorized embeddings / layer sharing / low-rank FFNs, or
-pruned FFN neurons) and recover it.
+pruned FFN neurons and attention heads) and recover it.
 
 The cut student has the teacher's depth and width, so the layer map is the identity and no
 projection is learned: student layer m learns from teacher layer m. A classifier teacher gets
@@ -41,7 +41,8 @@ def recover(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Cut the checkpoint `source` with `cut(source) -> (student, name, report)`, then train the
-    student against `source` on `data` (each stage as `train` says), writing the layout of
+    student against `source` on `data` (each stage as `train` says; a report's `head_map` pairs the
+    attention loss with the teacher heads a pruned student kept), writing the layout of
     `edgept distill` into `dest`: dest/model (the checkpoint, with <name>_report.json),
     checkpoints/, train_log.jsonl, intermediate/ (classifiers) and metrics.json.
 
@@ -60,9 +61,11 @@ def recover(
         check_output(dest, overwrite)
     student, name, report = cut(source)
     depth = student.config.num_layers
+    head_map = report.get("head_map")  # pruned heads learn from the heads they were
     config = DistillConfig(
-        stage=recovery_stage(student.config.task), layer_map=tuple(range(1, depth + 1)), max_length=max_length
-    )
+        stage=recovery_stage(student.config.task), layer_map=tuple(range(1, depth + 1)), max_length=max_length,
+        head_map=None if head_map is None else tuple(tuple(h) for h in head_map),
+    )  # fmt: skip
     if overwrite and not resume:
         shutil.rmtree(dest, ignore_errors=True)  # an old run's checkpoints would otherwise be refused
     metrics = distill(source, dest, config, train, data=data, resume=resume, progress=progress, student=student.train())

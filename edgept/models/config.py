@@ -44,6 +44,9 @@ class EncoderConfig(DictConfig):
     attention_dropout: float = 0.1
     num_groups: int | None = None  # None: one group per layer (no sharing)
     ffn_rank: int | None = None  # None: dense feed-forward; r: each FFN matrix is a rank-r LowRankLinear
+    # None: hidden_size // num_heads. Set when heads were pruned (`edgept prune --heads-keep`): the
+    # heads keep their width, so num_heads * attention_head_size falls below hidden_size.
+    attention_head_size: int | None = None
     task: str = "feature-extraction"
     labels: tuple[str, ...] = ()
     classifier_dropout: float | None = None  # None: hidden_dropout
@@ -53,8 +56,12 @@ class EncoderConfig(DictConfig):
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
             _require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
         _require(
-            self.hidden_size % self.num_heads == 0,
+            self.attention_head_size is not None or self.hidden_size % self.num_heads == 0,
             f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}",
+        )
+        _require(
+            self.attention_head_size is None or self.attention_head_size > 0,
+            f"attention_head_size must be positive or None, got {self.attention_head_size}",
         )
         _require(self.hidden_act in ACTIVATIONS, f"hidden_act {self.hidden_act!r} is not one of {ACTIVATIONS}")
         groups = self.groups
@@ -87,7 +94,12 @@ class EncoderConfig(DictConfig):
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+        return self.hidden_size // self.num_heads if self.attention_head_size is None else self.attention_head_size
+
+    @property
+    def attention_width(self) -> int:
+        """The width of the query/key/value projections: hidden_size unless heads were pruned."""
+        return self.num_heads * self.head_dim
 
     @property
     def num_labels(self) -> int:

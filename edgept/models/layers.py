@@ -49,12 +49,12 @@ def mask_bias(attention_mask: Tensor, dtype: torch.dtype) -> Tensor:
 class Attention(nn.Module):
     def __init__(self, cfg: EncoderConfig, qkv_bias: bool = True):
         super().__init__()
-        h = cfg.hidden_size
+        h, w = cfg.hidden_size, cfg.attention_width
         self.num_heads, self.head_dim = cfg.num_heads, cfg.head_dim
-        self.q = nn.Linear(h, h, bias=qkv_bias)
-        self.k = nn.Linear(h, h, bias=qkv_bias)
-        self.v = nn.Linear(h, h, bias=qkv_bias)
-        self.o = nn.Linear(h, h)
+        self.q = nn.Linear(h, w, bias=qkv_bias)
+        self.k = nn.Linear(h, w, bias=qkv_bias)
+        self.v = nn.Linear(h, w, bias=qkv_bias)
+        self.o = nn.Linear(w, h)
         self.dropout = cfg.attention_dropout
 
     def forward(self, x: Tensor, bias: Tensor | None, need_scores: bool) -> tuple[Tensor, Tensor | None]:

@@ -48,9 +48,9 @@ def fuse(path: str | Path, model_config: Mapping[str, Any] | None) -> onnx.Model
         return name_nodes(onnx.load(str(path)))
     from onnxruntime.transformers.optimizer import optimize_model
 
-    opt = optimize_model(
-        str(path), model_type=model_type, num_heads=int(config["num_heads"]), hidden_size=int(config["hidden_size"])
-    )
+    # ORT's hidden_size is the query/key/value width, which pruned heads make narrower than the model's.
+    width = int(config["num_heads"]) * int(config.get("attention_head_size") or int(config["hidden_size"]) // int(config["num_heads"]))
+    opt = optimize_model(str(path), model_type=model_type, num_heads=int(config["num_heads"]), hidden_size=width)
     return name_nodes(unfuse_skip_layernorm(opt.model))
 
 

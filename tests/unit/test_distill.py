@@ -152,6 +152,24 @@ def test_projections_exist_iff_widths_differ(teacher):
     assert obj(batch)[1]["hidden"] != pytest.approx(before)
 
 
+def test_a_head_map_pairs_each_pruned_head_with_the_teacher_head_it_was(tiny_bert_config):
+    """A one-layer teacher with heads 1 and 3 kept is, in its only layer, those two heads exactly:
+    paired by the head map the attention loss is zero; averaged over heads it is not."""
+    from edgept.compress.prune.prune import prune_model
+
+    torch.manual_seed(2)
+    one = build_model(tiny_bert_config(num_layers=1)).eval()
+    student = prune_model(one, heads=[torch.tensor([1, 3])])
+    batch = _text_batch(one.config.vocab_size)
+    paired = DistillObjective(one, student, stage="intermediate", layer_map=(1,), head_map=((1, 3),))
+    assert not paired.average_heads and paired(batch)[1]["attention"] == pytest.approx(0.0, abs=1e-10)
+    averaged = DistillObjective(one, student, stage="intermediate", layer_map=(1,))
+    assert averaged.average_heads and averaged(batch)[1]["attention"] > 1e-6
+    for bad in (((1,),), ((1, 4),), ((1, 3), (0, 2))):  # too few heads, no head 4, one layer too many
+        with pytest.raises(ConfigError, match="head_map needs"):
+            DistillObjective(one, student, stage="intermediate", layer_map=(1,), head_map=bad)
+
+
 def test_objective_rejects_bad_pairs_before_training(teacher, tiny_bert_config):
     student, _ = build_student(teacher, StudentShape(num_layers=2), (2, 4))
     with pytest.raises(ConfigError, match="strictly increasing"):

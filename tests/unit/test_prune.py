@@ -1,6 +1,7 @@
-"""Structured FFN pruning on tiny classifiers: the Taylor scores, the cut (exact when nothing is cut,
-equal to zeroing the dropped neurons otherwise), the checkpoint (exports with parity, loads in
-transformers, a shared block stays one weight set), recovery, and the CLI's errors."""
+"""Structured FFN-neuron and attention-head pruning on tiny classifiers: the Taylor scores, the cut
+(exact when nothing is cut, equal to zeroing the dropped neurons or heads otherwise), the
+checkpoint (exports and quantizes with parity, loads in transformers when only FFNs were cut, a
+shared block stays one weight set), recovery, and the CLI's errors."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from edgept.compress.prune import PruneConfig, load_pruned, prune_checkpoint
-from edgept.compress.prune.prune import ffn_importance, kept_width, prune_ffn
+from edgept.compress.prune.prune import importance, kept_heads, kept_width, prune_model
 from edgept.compress.recover import prune_and_recover
 from edgept.data import DataConfig
 from edgept.errors import ConfigError, InputError
@@ -55,7 +56,7 @@ def test_taylor_scores_are_the_per_token_mask_gradients(classifier):
     """|a * dL/da| per token equals |dL/dm| for a per-token mask m = 1 multiplied into the activation:
     an independent computation of the same first-order estimate."""
     batches = [random_batch(classifier, seed) for seed in (1, 2)]
-    scores = ffn_importance(classifier, batches)
+    scores = importance(classifier, batches).ffn
     expected = [torch.zeros_like(s) for s in scores]
     masks: list[torch.Tensor] = []
 
@@ -84,7 +85,7 @@ def test_keeping_every_neuron_is_exact_in_any_order(classifier):
     width = classifier.config.intermediate_size
     g = torch.Generator().manual_seed(0)
     shuffled = [torch.randperm(width, generator=g) for _ in classifier.encoder.blocks]
-    same = prune_ffn(classifier, shuffled)
+    same = prune_model(classifier, ffn=shuffled)
     batch = random_batch(classifier, seed=7)
     # Permuting a hidden layer's neurons (up's rows with down's columns) changes only the sum's order.
     torch.testing.assert_close(logits(same, batch), logits(classifier, batch), rtol=0, atol=1e-6)
@@ -94,7 +95,7 @@ def test_a_cut_equals_zeroing_the_dropped_neurons(classifier):
     width = classifier.config.intermediate_size
     g = torch.Generator().manual_seed(1)
     keep = [torch.sort(torch.randperm(width, generator=g)[:24]).values for _ in classifier.encoder.blocks]
-    pruned = prune_ffn(classifier, keep)
+    pruned = prune_model(classifier, ffn=keep)
     assert pruned.config.intermediate_size == 24 and pruned.encoder.blocks[0].ffn.up.weight.shape == (24, 32)
 
     def zero_dropped(i):
@@ -113,6 +114,115 @@ def test_a_cut_equals_zeroing_the_dropped_neurons(classifier):
     assert (logits(pruned, batch) - logits(classifier, batch)).abs().max() > 1e-4  # the cut did change it
 
 
+def gate_heads(model, gates: list[torch.Tensor]):
+    """Hooks multiplying each head's context by `gates[i][head]` before block i's output projection."""
+
+    def hook(i):
+        def pre(_m, inputs):
+            ctx = inputs[0]
+            return (ctx.unflatten(-1, (len(gates[i]), -1)) * gates[i][:, None]).flatten(-2)
+
+        return pre
+
+    return [b.attn.o.register_forward_pre_hook(hook(i)) for i, b in enumerate(model.encoder.blocks)]
+
+
+def test_head_scores_are_the_per_example_gate_gradients(classifier):
+    """Michel et al.'s |dL/dg| for a per-example gate g = 1 on each head's output, computed with the
+    gates as real leaves: the same figure as the scores from the context and its gradient."""
+    batches = [random_batch(classifier, seed) for seed in (1, 2)]
+    scores = importance(classifier, batches).heads
+    n = classifier.config.num_heads
+    expected = [torch.zeros(n, dtype=torch.float64) for _ in scores]
+    for batch in batches:
+        for row in range(len(batch["labels"])):  # one example at a time: |.| is taken per example
+            gates = [torch.ones(n, requires_grad=True) for _ in classifier.encoder.blocks]
+            handles = gate_heads(classifier, gates)
+            try:
+                out = classifier(batch["input_ids"], batch["attention_mask"]).logits
+            finally:
+                for h in handles:
+                    h.remove()
+            # The batch loss is the mean over examples: example `row` carries 1/len of it.
+            loss = torch.nn.functional.cross_entropy(out, batch["labels"], reduction="none")[row] / len(batch["labels"])
+            loss.backward()
+            for i, g in enumerate(gates):
+                expected[i] += g.grad.abs().double()
+            classifier.zero_grad(set_to_none=True)
+    for s, e in zip(scores, expected, strict=True):
+        assert s.shape == (n,) and s.min() >= 0 and s.max() > 0
+        torch.testing.assert_close(s, e, rtol=1e-4, atol=1e-9)
+
+
+def test_keeping_every_head_is_exact_in_any_order(classifier):
+    n = classifier.config.num_heads
+    g = torch.Generator().manual_seed(5)
+    same = prune_model(classifier, heads=[torch.randperm(n, generator=g) for _ in classifier.encoder.blocks])
+    assert same.config == classifier.config  # all heads left: a plain BERT again
+    batch = random_batch(classifier, seed=7)
+    torch.testing.assert_close(logits(same, batch), logits(classifier, batch), rtol=0, atol=1e-6)
+
+
+def test_a_head_cut_equals_zeroing_the_dropped_heads(classifier):
+    with torch.no_grad():  # heads of a 0.02-scale init barely move the logits; make them count
+        for b in classifier.encoder.blocks:
+            b.attn.v.weight.mul_(10)
+            b.attn.o.weight.mul_(10)
+    n, d = classifier.config.num_heads, classifier.config.head_dim
+    keep = [torch.tensor([0, 3]), torch.tensor([1, 2])]
+    pruned = prune_model(classifier, heads=keep)
+    assert (pruned.config.num_heads, pruned.config.attention_head_size, pruned.config.hidden_size) == (2, d, 32)
+    assert pruned.encoder.blocks[0].attn.q.weight.shape == (2 * d, 32) and pruned.encoder.blocks[0].attn.o.weight.shape == (32, 2 * d)
+    gates = [torch.zeros(n).index_fill(0, k, 1.0) for k in keep]
+    handles = gate_heads(classifier, gates)
+    batch = random_batch(classifier, seed=8)
+    try:
+        masked = logits(classifier, batch)
+    finally:
+        for h in handles:
+            h.remove()
+    torch.testing.assert_close(logits(pruned, batch), masked, rtol=0, atol=1e-5)
+    assert (logits(pruned, batch) - logits(classifier, batch)).abs().max() > 1e-4  # the cut did change it
+    both = prune_model(classifier, ffn=[torch.arange(0, 64, 2)] * 2, heads=keep)
+    assert (both.config.intermediate_size, both.config.num_heads) == (32, 2)
+
+
+def test_pruned_heads_save_natively_export_and_quantize_with_parity(tmp_path, tiny_bert_dir, data_file):  # noqa: F811
+    """Narrower query/key/value than hidden: edgept's own layout, an exact reload, fp32 export
+    parity, and ORT's attention fusion (told the narrower width) still fusing and matching."""
+    import onnx
+
+    from edgept.export import export
+    from edgept.quantize import Int8Dynamic, quantize
+    from edgept.runtime import load
+
+    out = tmp_path / "heads"
+    report = prune_checkpoint(tiny_bert_dir, out, PruneConfig(ffn_keep=1.0, heads_keep=0.5, **SCORE), data=DataConfig(source=str(data_file)))
+    assert (report.heads_before, report.heads_after, report.intermediate_after) == (4, 2, 64) and 0 < report.drop < 1
+    assert json.loads((out / "config.json").read_text())["model_type"] == "edgept"
+    pruned = load_model(out)
+    assert (pruned.config.num_heads, pruned.config.attention_width) == (2, 16)
+    assert sum(p.numel() for p in pruned.parameters()) == report.params_after
+
+    bundle = export(out, tmp_path / "heads.edgept")
+    batch = random_batch(pruned, seed=10, n=3, seq=12)
+    feeds = {"input_ids": batch["input_ids"].numpy(), "attention_mask": batch["attention_mask"].numpy(),
+             "token_type_ids": np.zeros_like(batch["input_ids"].numpy())}
+    ref = logits(pruned, batch).numpy()
+    np.testing.assert_allclose(load(bundle).run(feeds)["logits"], ref, atol=1e-4, rtol=0)  # fp32 export tolerance
+    q = quantize(bundle, tmp_path / "q.edgept", Int8Dynamic())
+    assert "QAttention" in {n.op_type for n in onnx.load(str(q.model_path)).graph.node}  # fused at the narrower width
+    np.testing.assert_allclose(load(q).run(feeds)["logits"], ref, atol=0.05, rtol=0)  # int8 tolerance on logits
+    assert tmp_path.joinpath("heads", "prune_report.json").is_file()
+
+
+def test_head_counts_round_and_keep_at_least_one():
+    assert [kept_heads(12, k) for k in (1.0, 0.5, 0.25, 0.3, 0.01)] == [12, 6, 3, 4, 1]
+    for bad in (0, 1.5):
+        with pytest.raises(ConfigError, match="--heads-keep"):
+            PruneConfig(heads_keep=bad)
+
+
 def test_ffn_keep_one_gives_the_exact_model_and_the_report_says_so(tmp_path, tiny_bert_dir, data_file):  # noqa: F811
     data = DataConfig(source=str(data_file))
     model, report = load_pruned(tiny_bert_dir, PruneConfig(ffn_keep=1.0, **SCORE), data=data)
@@ -120,6 +230,7 @@ def test_ffn_keep_one_gives_the_exact_model_and_the_report_says_so(tmp_path, tin
     batch = random_batch(original, seed=9)
     torch.testing.assert_close(logits(model, batch), logits(original, batch), rtol=0, atol=1e-6)
     assert report.intermediate_after == report.intermediate_before == 64 and report.drop == 0
+    assert report.heads_after == report.heads_before == 4
     assert report.dev_accuracy_pruned == report.dev_accuracy_before and report.examples == 24
 
 
@@ -168,7 +279,7 @@ def test_a_shared_albert_block_is_scored_over_its_uses_and_stays_one_weight_set(
         ffn = [k for k in f.keys() if "ffn" in k and k.endswith("weight")]  # noqa: SIM118
     assert len(ffn) == 2, ffn  # one up and one down matrix for all three layers
     model = load_model(shared)
-    assert [s.shape for s in ffn_importance(model, [random_batch(model, seed=11)])] == [(64,)]  # one score per block
+    assert [s.shape for s in importance(model, [random_batch(model, seed=11)]).ffn] == [(64,)]  # one score per block
     # Cutting the one block equals zeroing its dropped neurons in every layer that runs it.
     keep = [torch.sort(torch.randperm(64, generator=torch.Generator().manual_seed(2))[:16]).values]
     mask = torch.zeros(64)
@@ -179,7 +290,7 @@ def test_a_shared_albert_block_is_scored_over_its_uses_and_stays_one_weight_set(
         masked = logits(model, batch)
     finally:
         handle.remove()
-    torch.testing.assert_close(logits(prune_ffn(model, keep), batch), masked, rtol=0, atol=1e-5)
+    torch.testing.assert_close(logits(prune_model(model, ffn=keep), batch), masked, rtol=0, atol=1e-5)
 
 
 def test_a_vit_prunes_on_an_image_folder(tmp_path, tiny_vit_dir, image_folder):  # noqa: F811
@@ -215,12 +326,24 @@ def test_prune_and_recover_distills_the_cut_model_and_reports_both(tmp_path, tin
     assert any(not torch.equal(a, b) for a, b in zip(recovered.state_dict().values(), cut.state_dict().values(), strict=True))
 
 
+def test_recovering_pruned_heads_pairs_them_with_the_heads_they_were(tmp_path, tiny_bert_dir, data_file):  # noqa: F811
+    train = TrainConfig(lr=3e-3, max_steps=3, batch_size=8, warmup=0.0, seed=0)
+    m = prune_and_recover(tiny_bert_dir, tmp_path / "r", PruneConfig(ffn_keep=1.0, heads_keep=0.5, **SCORE), train,
+                          data=DataConfig(source=str(data_file)), progress=False)
+    head_map = [list(h) for h in m["prune"]["head_map"]]
+    assert len(head_map) == 2 and all(len(h) == 2 and h == sorted(h) for h in head_map)
+    assert [list(h) for h in m["distill"]["head_map"]] == head_map
+    saved = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert saved["prune"]["head_map"] == saved["distill"]["head_map"] == head_map
+    assert load_model(tmp_path / "r" / "model").config.num_heads == 2
+
+
 def test_cli_prunes_and_says_what_it_cut_and_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir, data_file):  # noqa: F811
     code, out, err = edgept(monkeypatch, capsys, "prune", tiny_bert_dir, "--data", data_file, "--ffn-keep", "0.5",
                             "--examples", "16", "-o", tmp_path / "p")
     assert code == 0, err
     line = " ".join(out.split())  # rich wraps at the terminal's width
-    assert "FFN 64 -> 32 neurons" in line and "dev accuracy" in line and (tmp_path / "p" / "prune_report.json").is_file()
+    assert "FFN 64 -> 32 neurons, 4 -> 4 heads" in line and "dev accuracy" in line and (tmp_path / "p" / "prune_report.json").is_file()
     code, out, err = edgept(monkeypatch, capsys, "prune", tiny_bert_dir, "--data", data_file, "--examples", "16", "--recover",
                             "--max-steps", "2", "--batch-size", "8", "-q", "-o", tmp_path / "r")
     assert code == 0, err

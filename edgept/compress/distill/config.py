@@ -21,7 +21,9 @@ class DistillConfig(DictConfig):
     cross-entropy at `temperature`, plus `hard_weight` x cross-entropy with the labels), `both`
     (the two in turn, as in TinyBERT; the second starts from the first's student), or `general`
     (intermediate losses on an unlabeled corpus). layer_map: teacher layer per student layer
-    (1-based), None for TinyBERT's uniform map. augment: TinyBERT's word replacement on the
+    (1-based), None for TinyBERT's uniform map. head_map: for each student layer, the teacher heads
+    (0-based) its heads learn from, in order (a head-pruned student: the heads it kept); None pairs
+    head i with head i, or averages the heads when the counts differ. augment: TinyBERT's word replacement on the
     training texts, None for none. max_length: tokens per text.
     """
 
@@ -30,6 +32,7 @@ class DistillConfig(DictConfig):
     stage: str = "both"
     student: StudentShape = field(default_factory=StudentShape)
     layer_map: tuple[int, ...] | None = None
+    head_map: tuple[tuple[int, ...], ...] | None = None
     temperature: float = 1.0
     hard_weight: float = 0.0
     augment: AugmentConfig | None = None
@@ -51,6 +54,7 @@ class DistillConfig(DictConfig):
             **d,
             "student": StudentShape.from_dict(d.get("student") or {}),
             "augment": None if d.get("augment") is None else AugmentConfig.from_dict(d["augment"]),
+            "head_map": None if d.get("head_map") is None else tuple(tuple(h) for h in d["head_map"]),
         }
 
     @property

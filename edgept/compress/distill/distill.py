@@ -95,7 +95,7 @@ def distill(
     for i, stage in enumerate(config.stages):
         stage_dir = out if i == len(config.stages) - 1 else out / stage
         objective = DistillObjective(
-            net, student, stage=stage, layer_map=layer_map, temperature=config.temperature,
+            net, student, stage=stage, layer_map=layer_map, head_map=config.head_map, temperature=config.temperature,
             hard_weight=config.hard_weight, seed=train.seed,
         )  # fmt: skip
         # Only the prediction stage trains the head, so only it is chosen by dev accuracy.

@@ -43,6 +43,7 @@ class DistillObjective(Objective):
         *,
         stage: str,
         layer_map: tuple[int, ...],
+        head_map: tuple[tuple[int, ...], ...] | None = None,
         temperature: float = 1.0,
         hard_weight: float = 0.0,
         prediction_loss: str = "soft_ce",
@@ -60,7 +61,8 @@ class DistillObjective(Objective):
         self.layer_map = check_layer_map(tuple(layer_map), s.num_layers, t.num_layers)
         self.model = student
         self.__dict__["teacher"] = teacher.eval().requires_grad_(False)
-        self.average_heads = s.num_heads != t.num_heads
+        self.head_map = _check_head_map(head_map, s, t)
+        self.average_heads = head_map is None and s.num_heads != t.num_heads
         self.embedding_projection: nn.Linear | None = None
         self.hidden_projection: nn.Linear | None = None
         if stage != "prediction" and s.hidden_size != t.hidden_size:
@@ -102,12 +104,24 @@ class DistillObjective(Objective):
         # TinyBERT sums the per-layer losses (every lambda_m = 1), it does not average them.
         att = hid = 0.0
         for m, g in enumerate(self.layer_map):
-            att = att + attention_mse(
-                s.attention_scores[m], t.attention_scores[g - 1], mask, average_heads=self.average_heads
-            )
+            target = t.attention_scores[g - 1]
+            if self.head_map is not None:
+                target = target[:, self.head_map[m]]
+            att = att + attention_mse(s.attention_scores[m], target, mask, average_heads=self.average_heads)
             hid = hid + hidden_state_mse(s.hidden_states[m + 1], t.hidden_states[g], mask, self.hidden_projection)
         emb = embedding_mse(s.hidden_states[0], t.hidden_states[0], mask, self.embedding_projection)
         return {"embedding": emb, "attention": att, "hidden": hid}
+
+
+def _check_head_map(head_map: tuple[tuple[int, ...], ...] | None, s: EncoderConfig, t: EncoderConfig) -> list[list[int]] | None:
+    if head_map is None:
+        return None
+    if len(head_map) != s.num_layers or any(len(h) != s.num_heads or not all(0 <= i < t.num_heads for i in h) for h in head_map):
+        raise ConfigError(
+            f"head_map needs, for each of the student's {s.num_layers} layers, {s.num_heads} teacher heads in "
+            f"0..{t.num_heads - 1}; got {[list(h) for h in head_map]}"
+        )
+    return [list(h) for h in head_map]
 
 
 def _check_pair(t: EncoderConfig, s: EncoderConfig, stage: str) -> None:

@@ -269,8 +269,8 @@ def save_model(
     `albert` (a shared BERT without factorization gets an identity embedding_hidden_mapping_in);
     a ViT -> `vit`, with a distillation token -> `deit`, with LayerScale -> `dinov2` (whose
     unused mask_token is written as zeros). Tied weights are written once, as transformers does.
-    A model with low-rank FFNs (ffn_rank) has no Hugging Face class and is written in edgept's own
-    layout (`edgept.models.hf.native`), which edgept loads and transformers refuses.
+    A model with low-rank FFNs (ffn_rank) or pruned attention heads (query/key/value narrower than
+    hidden_size) has no Hugging Face class and is written in edgept's own layout (`edgept.models.hf.native`), which edgept loads and transformers refuses.
     config.json also keeps edgept's own config under "edgept" for an exact reload. Tokenizer
     and preprocessor files are copied from `source` when given. The directory appears atomically.
     """
@@ -279,7 +279,8 @@ def save_model(
         raise ConfigError(
             f"save_model needs an edgept model (from build_model or load_model), got {type(model).__name__}"
         )
-    if cfg.ffn_rank is not None:  # no Hugging Face class has low-rank FFNs: edgept's own layout
+    # transformers 5 has no low-rank FFNs and no pruned heads (it dropped `pruned_heads`): edgept's own layout
+    if cfg.ffn_rank is not None or cfg.attention_width != cfg.hidden_size:
         return native.save_native(model, path, _source_files(source), overwrite)
     family = _CHOOSE[cfg.arch](cfg)
     state = model.state_dict()

@@ -1,8 +1,9 @@
 """edgept's own checkpoint directory, for models Hugging Face has no class for.
 
-A model with low-rank feed-forward layers (`ffn_rank`, from `edgept factorize --ffn-rank`) has no
-BERT/ALBERT/ViT equivalent: their FFNs are dense. Rather than multiply the factors back (and lose
-the size the factorization bought), such a model is saved in the same directory layout as a HF
+A model with low-rank feed-forward layers (`ffn_rank`, from `edgept factorize --ffn-rank`) or with
+pruned attention heads (`edgept prune --heads-keep`) has no BERT/ALBERT/ViT equivalent: their FFNs
+are dense and their heads span hidden_size (transformers 5 dropped `pruned_heads`). Rather than
+multiply the factors back or pad the heads (and lose the size either bought), such a model is saved in the same directory layout as a HF
 checkpoint (config.json, model.safetensors, tokenizer files) but with `"model_type": "edgept"`,
 edgept's config under "edgept", and edgept's own parameter names. transformers refuses it with an
 unknown-model-type error instead of loading it half-initialised; edgept loads, fine-tunes,
