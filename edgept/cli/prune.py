@@ -61,10 +61,11 @@ def prune_cmd(
     resume: bool = RESUME,
     quiet: bool = QUIET,
 ) -> None:
-    """Prune every FFN to its most important neurons (and, with --heads-keep, every layer to its
-    most important attention heads): a dense checkpoint (tokenizer copied, prune_report.json beside
-    it) that exports and quantizes like any other; with only FFNs cut it is a standard one that
-    loads in transformers. Without --recover the dev accuracy before and after is reported; pruning
+    """Prune FFN neurons and attention heads by their importance on the task: a smaller, dense checkpoint.
+
+    Every FFN keeps its most important neurons (and, with --heads-keep, every layer its most
+    important heads); the checkpoint (tokenizer copied, prune_report.json beside it) exports and
+    quantizes like any other, and with only FFNs cut it loads in transformers. Without --recover the dev accuracy before and after is reported; pruning
     alone usually costs accuracy that --recover wins back.
     """
     from edgept.compress.prune import PruneConfig, prune_checkpoint
