@@ -91,6 +91,19 @@ def test_keeping_every_neuron_is_exact_in_any_order(classifier):
     torch.testing.assert_close(logits(same, batch), logits(classifier, batch), rtol=0, atol=1e-6)
 
 
+def assert_cut_equals_masking(model, pruned, handles) -> None:
+    """`pruned` computes what `model` does with the masking hooks `handles` (removed here), and not
+    what it does without them."""
+    batch = random_batch(model, seed=8)
+    try:
+        masked = logits(model, batch)
+    finally:
+        for h in handles:
+            h.remove()
+    torch.testing.assert_close(logits(pruned, batch), masked, rtol=0, atol=1e-5)
+    assert (logits(pruned, batch) - logits(model, batch)).abs().max() > 1e-4  # the cut did change it
+
+
 def test_a_cut_equals_zeroing_the_dropped_neurons(classifier):
     width = classifier.config.intermediate_size
     g = torch.Generator().manual_seed(1)
@@ -103,15 +116,7 @@ def test_a_cut_equals_zeroing_the_dropped_neurons(classifier):
         mask[keep[i]] = 1.0
         return lambda _m, _i, out: out * mask
 
-    handles = [b.ffn.act.register_forward_hook(zero_dropped(i)) for i, b in enumerate(classifier.encoder.blocks)]
-    batch = random_batch(classifier, seed=8)
-    try:
-        masked = logits(classifier, batch)
-    finally:
-        for h in handles:
-            h.remove()
-    torch.testing.assert_close(logits(pruned, batch), masked, rtol=0, atol=1e-5)
-    assert (logits(pruned, batch) - logits(classifier, batch)).abs().max() > 1e-4  # the cut did change it
+    assert_cut_equals_masking(classifier, pruned, [b.ffn.act.register_forward_hook(zero_dropped(i)) for i, b in enumerate(classifier.encoder.blocks)])
 
 
 def gate_heads(model, gates: list[torch.Tensor]):
@@ -174,15 +179,7 @@ def test_a_head_cut_equals_zeroing_the_dropped_heads(classifier):
     assert (pruned.config.num_heads, pruned.config.attention_head_size, pruned.config.hidden_size) == (2, d, 32)
     assert pruned.encoder.blocks[0].attn.q.weight.shape == (2 * d, 32) and pruned.encoder.blocks[0].attn.o.weight.shape == (32, 2 * d)
     gates = [torch.zeros(n).index_fill(0, k, 1.0) for k in keep]
-    handles = gate_heads(classifier, gates)
-    batch = random_batch(classifier, seed=8)
-    try:
-        masked = logits(classifier, batch)
-    finally:
-        for h in handles:
-            h.remove()
-    torch.testing.assert_close(logits(pruned, batch), masked, rtol=0, atol=1e-5)
-    assert (logits(pruned, batch) - logits(classifier, batch)).abs().max() > 1e-4  # the cut did change it
+    assert_cut_equals_masking(classifier, pruned, gate_heads(classifier, gates))
     both = prune_model(classifier, ffn=[torch.arange(0, 64, 2)] * 2, heads=keep)
     assert (both.config.intermediate_size, both.config.num_heads) == (32, 2)
 
