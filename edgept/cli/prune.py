@@ -65,8 +65,9 @@ def prune_cmd(
 
     Every FFN keeps its most important neurons (and, with --heads-keep, every layer its most
     important heads); the checkpoint (tokenizer copied, prune_report.json beside it) exports and
-    quantizes like any other, and with only FFNs cut it loads in transformers. Without --recover the dev accuracy before and after is reported; pruning
-    alone usually costs accuracy that --recover wins back.
+    quantizes like any other, and with only FFNs cut it loads in transformers. Without --recover
+    the dev accuracy before and after is reported; pruning alone usually costs accuracy that
+    --recover wins back.
     """
     from edgept.compress.prune import PruneConfig, prune_checkpoint
     from edgept.data import DataConfig

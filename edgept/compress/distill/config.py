@@ -23,8 +23,8 @@ class DistillConfig(DictConfig):
     (intermediate losses on an unlabeled corpus). layer_map: teacher layer per student layer
     (1-based), None for TinyBERT's uniform map. head_map: for each student layer, the teacher heads
     (0-based) its heads learn from, in order (a head-pruned student: the heads it kept); None pairs
-    head i with head i, or averages the heads when the counts differ. augment: TinyBERT's word replacement on the
-    training texts, None for none. max_length: tokens per text.
+    head i with head i, or averages the heads when the counts differ. augment: TinyBERT's word
+    replacement on the training texts, None for none. max_length: tokens per text.
     """
 
     kind: ClassVar[str] = "distill config"
