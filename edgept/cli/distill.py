@@ -8,6 +8,7 @@ import typer
 
 from edgept.cli.console import out
 from edgept.cli.train_options import (
+    AUGMENT_HELP,
     BATCH_SIZE,
     DATA_HELP,
     EPOCHS,
@@ -21,6 +22,7 @@ from edgept.cli.train_options import (
     RESUME,
     TEXT_COLUMN,
     WARMUP,
+    augment_config,
 )
 
 
@@ -43,7 +45,7 @@ def distill_cmd(
     layer_map: str = typer.Option(None, "--layer-map", help="Teacher layer (1-based) for each student layer, e.g. 2,4,6 (default: uniform, TinyBERT's m*N/M)."),
     temperature: float = typer.Option(1.0, help="Softmax temperature of the prediction-layer loss."),
     hard_weight: float = typer.Option(0.0, "--hard-weight", help="Add this times the cross-entropy with the true labels to the prediction loss."),
-    augment: int = typer.Option(0, help="TinyBERT augmentation: N word-replaced copies of each training text (0: none; the paper uses 20)."),
+    augment: int = typer.Option(0, help=AUGMENT_HELP),
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,
     epochs: float = EPOCHS,
@@ -59,7 +61,7 @@ def distill_cmd(
     quiet: bool = QUIET,
 ) -> None:
     """Distill a teacher into a smaller student (TinyBERT); report teacher vs student accuracy and size."""
-    from edgept.compress.distill import AugmentConfig, DistillConfig, StudentShape, distill, parse_layer_map
+    from edgept.compress.distill import DistillConfig, StudentShape, distill, parse_layer_map
     from edgept.data import DataConfig
     from edgept.errors import ConfigError
     from edgept.train import TrainConfig
@@ -71,7 +73,7 @@ def distill_cmd(
     config = DistillConfig(
         stage=stage, student=shape, layer_map=parse_layer_map(layer_map) if layer_map else None,
         temperature=temperature, hard_weight=hard_weight, max_length=max_length,
-        augment=AugmentConfig(copies=augment, seed=seed) if augment else None,
+        augment=augment_config(augment, seed),
     )  # fmt: skip
     train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc, precision=precision)
     data_config = DataConfig(source=data, text_column=text_column, label_column=label_column) if data else None

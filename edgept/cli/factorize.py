@@ -19,9 +19,11 @@ from edgept.cli.train_options import (
     NPROC,
     PRECISION,
     QUIET,
+    RECOVER_AUGMENT,
     RESUME,
     TEXT_COLUMN,
     WARMUP,
+    augment_config,
 )
 
 
@@ -65,6 +67,7 @@ def factorize_cmd(
     warmup: float = WARMUP,
     batch_size: int = BATCH_SIZE,
     max_length: int = MAX_LENGTH,
+    augment: int = RECOVER_AUGMENT,
     seed: int = typer.Option(0, help="Seed for --recover's shuffling and dropout (the factorization itself is deterministic)."),
     nproc: int = NPROC,
     precision: str = PRECISION,
@@ -84,6 +87,8 @@ def factorize_cmd(
         raise ConfigError("--recover trains on --data: give both (e.g. --recover --data rt-polarity) or neither")
     if resume and not recover:
         raise ConfigError("--resume continues a --recover run; add --recover --data ...")
+    if augment and not recover:
+        raise ConfigError("--augment adds copies to --recover's training data; add --recover --data ...")
     extra = {} if share_init is None else {"share_init": share_init}
     config = FactorizeConfig(embedding_size=embedding_size, embedding_energy=embedding_energy, share=share,
                              ffn_rank=ffn_rank, ffn_energy=ffn_energy, **extra)
@@ -98,7 +103,7 @@ def factorize_cmd(
         data_config = DataConfig(source=data, text_column=text_column, label_column=label_column)
         m = factorize_and_recover(
             source, output, config, train, data=data_config, max_length=max_length,
-            overwrite=force, resume=resume, progress=not quiet,
+            augment=augment_config(augment, seed), overwrite=force, resume=resume, progress=not quiet,
         )  # fmt: skip
         out.print(summary(m) + f"; -{100 * m['factorize']['drop']:.1f}% parameters, {_parts(m['factorize'])}")
         return

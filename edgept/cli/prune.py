@@ -20,9 +20,11 @@ from edgept.cli.train_options import (
     NPROC,
     PRECISION,
     QUIET,
+    RECOVER_AUGMENT,
     RESUME,
     TEXT_COLUMN,
     WARMUP,
+    augment_config,
 )
 
 
@@ -55,6 +57,7 @@ def prune_cmd(
     warmup: float = WARMUP,
     batch_size: int = BATCH_SIZE,
     max_length: int = MAX_LENGTH,
+    augment: int = RECOVER_AUGMENT,
     seed: int = typer.Option(0, help="Seed for the scored examples' draw and --recover's shuffling and dropout."),
     nproc: int = NPROC,
     precision: str = PRECISION,
@@ -76,6 +79,8 @@ def prune_cmd(
 
     if resume and not recover:
         raise ConfigError("--resume continues a --recover run; add --recover")
+    if augment and not recover:
+        raise ConfigError("--augment adds copies to --recover's training data; add --recover")
     config = PruneConfig(ffn_keep=ffn_keep, heads_keep=heads_keep, examples=examples, max_length=max_length, seed=seed)
     data_config = DataConfig(source=data, text_column=text_column, label_column=label_column)
     source = resolve(model)
@@ -87,7 +92,7 @@ def prune_cmd(
         train = TrainConfig(lr=lr, warmup=warmup, epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, nproc=nproc, precision=precision)
         m = prune_and_recover(
             source, output, config, train, data=data_config, max_length=max_length,
-            overwrite=force, resume=resume, progress=not quiet,
+            augment=augment_config(augment, seed), overwrite=force, resume=resume, progress=not quiet,
         )  # fmt: skip
         out.print(summary(m) + "; " + _line(m["prune"]))
         return

@@ -3,6 +3,8 @@ declared once so their names, defaults and help stay the same everywhere."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 DATA_HELP = "A shipped set (rt-polarity, fashion-mnist), a .jsonl/.csv/.tsv file, or an image folder (one subfolder per class)."
@@ -20,3 +22,12 @@ PRECISION = typer.Option(
 )
 RESUME = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --output.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+AUGMENT_HELP = "TinyBERT augmentation: N word-replaced copies of each training text (0: none; the paper uses 20)."
+RECOVER_AUGMENT = typer.Option(0, "--augment", help=f"With --recover: {AUGMENT_HELP}")
+
+
+def augment_config(copies: int, seed: int) -> Any:
+    """The AugmentConfig for `--augment N` (None for 0), drawn with the run's seed."""
+    from edgept.compress.distill import AugmentConfig
+
+    return AugmentConfig(copies=copies, seed=seed) if copies else None

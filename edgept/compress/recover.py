@@ -36,6 +36,7 @@ def recover(
     *,
     data: DataConfig,
     max_length: int = 128,
+    augment: Any = None,
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
@@ -44,7 +45,8 @@ def recover(
     student against `source` on `data` (each stage as `train` says; a report's `head_map` pairs the
     attention loss with the teacher heads a pruned student kept), writing the layout of
     `edgept distill` into `dest`: dest/model (the checkpoint, with <name>_report.json),
-    checkpoints/, train_log.jsonl, intermediate/ (classifiers) and metrics.json.
+    checkpoints/, train_log.jsonl, intermediate/ (classifiers) and metrics.json. `augment` (an
+    AugmentConfig) trains both stages on TinyBERT's augmented copies of `data`, as `distill` does.
 
     Returns the metrics: `distill`'s (teacher and recovered parameters, bytes, dev/test accuracy)
     plus `report` under `name`. `overwrite` replaces an existing `dest`; `resume` continues the
@@ -64,7 +66,7 @@ def recover(
     head_map = report.get("head_map")  # pruned heads learn from the heads they were
     config = DistillConfig(
         stage=recovery_stage(student.config.task), layer_map=tuple(range(1, depth + 1)), max_length=max_length,
-        head_map=None if head_map is None else tuple(tuple(h) for h in head_map),
+        head_map=None if head_map is None else tuple(tuple(h) for h in head_map), augment=augment,
     )  # fmt: skip
     if overwrite and not resume:
         shutil.rmtree(dest, ignore_errors=True)  # an old run's checkpoints would otherwise be refused

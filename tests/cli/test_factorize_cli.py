@@ -108,6 +108,7 @@ def test_ffn_rank_recovers_into_an_edgept_checkpoint_that_exports(monkeypatch, c
         (["--recover"], "--recover trains on --data"),
         (["--data", "rt-polarity"], "--recover trains on --data"),
         (["--resume"], "--resume continues a --recover run"),
+        (["--augment", "2"], "--augment adds copies to --recover's training data"),
     ],
 )
 def test_recover_flag_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_bert_dir, flags, match):

@@ -342,13 +342,17 @@ def test_cli_prunes_and_says_what_it_cut_and_errors_are_one_line(monkeypatch, ca
     line = " ".join(out.split())  # rich wraps at the terminal's width
     assert "FFN 64 -> 32 neurons, 4 -> 4 heads" in line and "dev accuracy" in line and (tmp_path / "p" / "prune_report.json").is_file()
     code, out, err = edgept(monkeypatch, capsys, "prune", tiny_bert_dir, "--data", data_file, "--examples", "16", "--recover",
-                            "--max-steps", "2", "--batch-size", "8", "-q", "-o", tmp_path / "r")
+                            "--max-steps", "2", "--batch-size", "8", "--augment", "2", "-q", "-o", tmp_path / "r")
     assert code == 0, err
     assert "test accuracy" in " ".join(out.split()) and load_model(tmp_path / "r" / "model").config.intermediate_size == 32
+    augment = json.loads((tmp_path / "r" / "metrics.json").read_text())["augment"]  # recovery trained on the copies
+    assert augment["copies"] == 2 and augment["augmented"] > augment["examples"]
     code, _, err = edgept(monkeypatch, capsys, "prune", tiny_bert_dir, "--data", data_file, "--ffn-keep", "2", "-o", tmp_path / "q")
     assert_one_line_error(code, err, "--ffn-keep")
     code, _, err = edgept(monkeypatch, capsys, "prune", tmp_path / "nothing", "--data", data_file, "-o", tmp_path / "q")
     assert_one_line_error(code, err, "nothing")
     code, _, err = edgept(monkeypatch, capsys, "prune", tiny_bert_dir, "--data", data_file, "--resume", "-o", tmp_path / "q")
     assert_one_line_error(code, err, "--recover")
+    code, _, err = edgept(monkeypatch, capsys, "prune", tiny_bert_dir, "--data", data_file, "--augment", "2", "-o", tmp_path / "q")
+    assert_one_line_error(code, err, "--augment adds copies to --recover's training data")
     assert not (tmp_path / "q").exists()
