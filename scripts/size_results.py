@@ -1,13 +1,16 @@
 """Every size/speed lever on the fine-tuned MiniLM, alone and combined: docs/results/size.{md,json,png}.
 
     nice -n 10 .venv/bin/python scripts/size_results.py --teacher out/teacher-rt/model \\
-        [--student out/distill-3x384/model [--student-only]] [--recover-steps 400] [--work out/size]
+        [--student out/distill-3x384/model [--student-only]] [--recover-steps 400] [--augment 20] [--work out/size]
 
 Levers: INT8 (edgept's int8-dynamic with INT8 embeddings, and what `compile --target cpu` builds),
 vocabulary trimming (`edgept trim-vocab --vocab-size 16000`), structured FFN pruning recovered by
 distillation from the unpruned model (`edgept prune --ffn-keep 0.5|0.25 --recover`), and, with
---student (a distilled student, e.g. from `edgept distill`), depth, FFN pruning to 25% and int4
-embeddings (`--embeddings int4`); each alone on the teacher and combined. --student-only keeps of the
+--student (a distilled student, e.g. from `edgept distill`), depth, FFN pruning to 25%, FFN 25% with
+half the attention heads (`--heads-keep 0.5`), that model's embeddings factorized to E=128 and
+recovered (`edgept factorize --embedding-size 128 --recover`), and int4 embeddings (`--embeddings
+int4`); each alone on the teacher and combined. --augment N trains every recovery on TinyBERT's
+augmented copies (`--recover --augment N`). --student-only keeps of the
 teacher only its fp32 row and the baseline (the teacher's levers take most of the run's time).
 Baseline: ONNX Runtime's own `quantize_dynamic` of the exported teacher (per channel), what a user
 gets without edgept. Columns: bundle MiB (every file), dev and test accuracy through
@@ -39,8 +42,10 @@ def build(args: argparse.Namespace) -> list[dict]:
 
     from edgept.bundle import Bundle
     from edgept.compile import CompileConfig, compile_for_target
+    from edgept.compress.distill import AugmentConfig
+    from edgept.compress.factorize import FactorizeConfig
     from edgept.compress.prune import PruneConfig
-    from edgept.compress.recover import prune_and_recover
+    from edgept.compress.recover import factorize_and_recover, prune_and_recover
     from edgept.data import DataConfig
     from edgept.export import export
     from edgept.quantize import Int8Dynamic, quantize
@@ -59,13 +64,16 @@ def build(args: argparse.Namespace) -> list[dict]:
         rows.append({"path": str(path), **row})
         return path
 
-    def pruned(model: Path, keep: float, name: str) -> Path:
+    def recovered(model: Path, name: str, cut, config) -> Path:  # cut: prune_ or factorize_and_recover
         train = TrainConfig(max_steps=args.recover_steps, lr=1e-4, batch_size=32, seed=0, save_every=100)
+        augment = AugmentConfig(copies=args.augment, seed=0) if args.augment else None
         out = work / "models" / name
         if not (out / "model").exists():
-            prune_and_recover(model, out, PruneConfig(ffn_keep=keep, max_length=64), train, data=data, max_length=64,
-                              resume=True, progress=False)
+            cut(model, out, config, train, data=data, max_length=64, augment=augment, resume=True, progress=False)
         return out / "model"
+
+    def pruned(model: Path, keep: float, name: str, heads: float = 1.0) -> Path:
+        return recovered(model, name, prune_and_recover, PruneConfig(ffn_keep=keep, heads_keep=heads, max_length=64))
 
     def int8(model: Path, dest: Path, embeddings: str = "int8") -> None:  # what `edgept compile --target cpu` builds
         # int4 tables cost output cosine on random inputs (0.89-0.93 measured) but not task accuracy: the gate is
@@ -114,6 +122,16 @@ def build(args: argparse.Namespace) -> list[dict]:
         if who == "student":
             once(work / f"student-int8-v{TRIM}.edgept", lambda d, b=s32: trimmed_int8(b, d), model=who,
                  levers=f"depth + int8 + vocab {TRIM}")
+            # Half the heads on top of FFN 25%: attention is then most of what a layer computes.
+            tag = "student-ffn25-h50"
+            h = pruned(model, 0.25, tag, heads=0.5)
+            once(work / f"{tag}-int8.edgept", lambda d, p=h: int8(p, d), model=who, levers="FFN 25% + heads 50% + int8")
+            tag += "-e128"
+            e = recovered(h, tag, factorize_and_recover, FactorizeConfig(embedding_size=128))
+            e32 = once(work / f"{tag}-fp32.edgept", lambda d, p=e: export(p, d), model=who, levers="FFN 25% + heads 50% + E=128")
+            once(work / f"{tag}-int8.edgept", lambda d, p=e: int8(p, d), model=who, levers="FFN 25% + heads 50% + E=128 + int8")
+            once(work / f"{tag}-int8-v{TRIM}.edgept", lambda d, b=e32: trimmed_int8(b, d), model=who,
+                 levers=f"FFN 25% + heads 50% + E=128 + int8 + vocab {TRIM}")
     return rows
 
 
@@ -212,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-only", action="store_true")
     parser.add_argument("--calibration", default="calibration/rt-polarity-256")
     parser.add_argument("--recover-steps", type=int, default=400)
+    parser.add_argument("--augment", type=int, default=0)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--work", default="out/size")
     parser.add_argument("--out", default="docs/results/size")

@@ -36,6 +36,8 @@ class OptimizeConfig(DictConfig):
       teacher and each plain student, also that model with every FFN pruned to this share of its
       neurons (edgept.compress.prune) and recovered by distillation from it (`prune_steps` per stage);
       25% is in the default because on MiniLM it was the fastest lever within a point (docs/results/size.md).
+      heads_keeps: for each of them, also one with its attention heads pruned to this share (and its
+      FFNs to the smallest of ffn_keeps).
     schedule: "default" or "short" (SCHEDULES); max_length: tokens per text; seed: every random choice.
     """
 
@@ -47,6 +49,7 @@ class OptimizeConfig(DictConfig):
     depths: tuple[int, ...] = (3, 2)
     embedding_sizes: tuple[int, ...] = (128,)
     ffn_keeps: tuple[float, ...] = (0.5, 0.25)
+    heads_keeps: tuple[float, ...] = ()
     schedule: str = "default"
     max_length: int = 64
     batch_size: int = 32
@@ -64,9 +67,11 @@ class OptimizeConfig(DictConfig):
         object.__setattr__(self, "embedding_sizes", tuple(int(e) for e in self.embedding_sizes))
         if any(d < 1 for d in self.depths) or any(e < 1 for e in self.embedding_sizes):
             raise ConfigError(f"depths and embedding sizes must be positive, got {self.depths} and {self.embedding_sizes}")
-        object.__setattr__(self, "ffn_keeps", tuple(float(k) for k in self.ffn_keeps))
-        if any(not 0.0 < k < 1.0 for k in self.ffn_keeps):
-            raise ConfigError(f"--prune-ffn takes percents of FFN neurons kept, each below 100 (e.g. 50), got {[100 * k for k in self.ffn_keeps]}")
+        for field, flag, what in (("ffn_keeps", "--prune-ffn", "FFN neurons"), ("heads_keeps", "--prune-heads", "attention heads")):
+            keeps = tuple(float(k) for k in getattr(self, field))
+            object.__setattr__(self, field, keeps)
+            if any(not 0.0 < k < 1.0 for k in keeps):
+                raise ConfigError(f"{flag} takes percents of {what} kept, each below 100 (e.g. 50), got {[100 * k for k in keeps]}")
         if self.max_length < 2:
             raise ConfigError(f"--max-length must be >= 2, got {self.max_length}")
 

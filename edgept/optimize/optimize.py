@@ -221,13 +221,14 @@ def _student(teacher: Path, recipe: ModelRecipe, data: DataConfig, work: Path, c
 
 
 def _pruned(base: Path, recipe: ModelRecipe, data: DataConfig, work: Path, config: OptimizeConfig) -> str:
-    """`base` with its FFNs pruned to `recipe.ffn_keep`, recovered by distilling from `base`."""
+    """`base` with its FFNs and heads pruned as `recipe` says, recovered by distilling from `base`."""
     from edgept.compress.prune import PruneConfig
     from edgept.compress.recover import prune_and_recover
     from edgept.train import TrainConfig
 
     out = work / "models" / recipe.name
-    prune = PruneConfig(ffn_keep=recipe.ffn_keep, max_length=config.max_length, seed=config.seed)
+    prune = PruneConfig(ffn_keep=recipe.ffn_keep or 1.0, heads_keep=recipe.heads_keep or 1.0, max_length=config.max_length,
+                        seed=config.seed)
     train = TrainConfig(max_steps=int(config.steps["prune_steps"]), lr=config.lr, batch_size=config.batch_size,
                         seed=config.seed, save_every=100)
     # resume=True also starts a fresh run when `out` holds none: a killed run continues where it stopped.

@@ -22,15 +22,15 @@ class ModelRecipe:
     layers: int | None = None  # None: the teacher
     embedding_size: int | None = None
     ffn_keep: float | None = None  # the model `base` names, FFNs pruned to this share and recovered
+    heads_keep: float | None = None  # ... and/or its attention heads pruned to this share
     base: str | None = None
 
     def describe(self) -> str:
         what = "the teacher" if self.layers is None else f"{self.layers}-layer student"
         if self.embedding_size:
             what += f", embeddings factorized to E={self.embedding_size}"
-        if self.ffn_keep is not None:
-            what += f", FFNs pruned to {self.ffn_keep:.0%} and recovered"
-        return what
+        cuts = [f"{part} pruned to {keep:.0%}" for part, keep in (("FFNs", self.ffn_keep), ("heads", self.heads_keep)) if keep]
+        return what + (f", {' and '.join(cuts)} and recovered" if cuts else "")
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,17 @@ class Candidate:
 
 def recipes(config: OptimizeConfig, teacher_layers: int) -> list[ModelRecipe]:
     """The teacher, then each student depth shallowest first, each plain then factorized; the
-    teacher and each plain student are followed by their FFN-pruned variants (made from them)."""
+    teacher and each plain student are followed by their pruned variants (made from them): one per
+    FFN share, then one per heads share with the FFNs also at the smallest FFN share (the fastest
+    cut is where head pruning pays: attention is a larger part of what is left)."""
 
     def with_pruned(recipe: ModelRecipe) -> list[ModelRecipe]:
-        return [recipe, *(ModelRecipe(f"{recipe.name}-ffn{round(100 * k)}", recipe.layers, ffn_keep=k, base=recipe.name)
-                          for k in config.ffn_keeps)]
+        def cut(ffn: float | None, heads: float | None) -> ModelRecipe:
+            name = recipe.name + (f"-ffn{round(100 * ffn)}" if ffn else "") + (f"-h{round(100 * heads)}" if heads else "")
+            return ModelRecipe(name, recipe.layers, ffn_keep=ffn, heads_keep=heads, base=recipe.name)
+
+        ffn = min(config.ffn_keeps, default=None)
+        return [recipe, *(cut(k, None) for k in config.ffn_keeps), *(cut(ffn, h) for h in config.heads_keeps)]
 
     out = with_pruned(ModelRecipe("teacher"))
     for depth in sorted({d for d in config.depths if d < teacher_layers}):
@@ -98,7 +104,7 @@ def estimate_seconds(
     pruned model recovers in two stages from its unpruned base, each a step of the base's size plus
     the base's forward."""
     forward = step / 3
-    if recipe.ffn_keep is not None:
+    if recipe.base is not None:
         share = (recipe.layers or teacher_layers) / teacher_layers
         return 2 * config.steps["prune_steps"] * share * (step + forward)
     if recipe.layers is None:
@@ -113,7 +119,7 @@ def paced_estimate(recipe: ModelRecipe, estimate: float, finished: list[tuple[Mo
     against their own estimates: the step-time model is coarse (on a 6-class task a pruned teacher's
     recovery took 1626 s, about 0.6 of what the formula gave from a step timed while the machine
     was busy), and the time budget should skip only what will not fit."""
-    same = [(e, took) for r, e, took in finished if (r.ffn_keep is None) == (recipe.ffn_keep is None) and e > 0]
+    same = [(e, took) for r, e, took in finished if (r.base is None) == (recipe.base is None) and e > 0]
     return estimate * sum(t for _, t in same) / sum(e for e, _ in same) if same else estimate
 
 

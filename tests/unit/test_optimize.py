@@ -162,12 +162,28 @@ def test_estimates_are_paced_by_what_finished_models_of_the_same_kind_took():
 def test_a_pruned_teacher_is_planned_after_it_and_built_smaller(teacher, tmp_path):
     from edgept.models.hf import read_config
 
-    config = OptimizeConfig(**{**SMALL, "depths": (), "ffn_keeps": (0.5,)})
+    config = OptimizeConfig(**{**SMALL, "depths": (), "ffn_keeps": (0.5,), "heads_keeps": (0.5,)})
     data = str(write_reviews(tmp_path))
     plan = optimize(teacher, data, tmp_path / "run", config, dry_run=True)
-    assert [p["candidate"] for p in plan] == ["teacher-int8", "teacher-fp32", "teacher-ffn50-int8", "teacher-ffn50-fp32"]
-    assert plan[2]["train_seconds_estimate"] > 0 and "FFNs pruned to 50%" in plan[2]["model"]
+    assert [p["candidate"] for p in plan] == ["teacher-int8", "teacher-fp32", "teacher-ffn50-int8", "teacher-ffn50-fp32",
+                                              "teacher-ffn50-h50-int8", "teacher-ffn50-h50-fp32"]
+    assert plan[2]["train_seconds_estimate"] > 0 and "FFNs pruned to 50% and recovered" in plan[2]["model"]
+    assert "FFNs pruned to 50% and heads pruned to 50% and recovered" in plan[4]["model"]
     by = {r["candidate"]: r for r in optimize(teacher, data, tmp_path / "run", config).report["candidates"]}
-    assert by["teacher-ffn50-fp32"]["params"] < by["teacher-fp32"]["params"]
-    pruned = tmp_path / "run" / "work" / "models" / "teacher-ffn50" / "model"
-    assert read_config(pruned).intermediate_size == read_config(teacher).intermediate_size // 2
+    assert by["teacher-ffn50-h50-fp32"]["params"] < by["teacher-ffn50-fp32"]["params"] < by["teacher-fp32"]["params"]
+    models = tmp_path / "run" / "work" / "models"
+    assert read_config(models / "teacher-ffn50" / "model").intermediate_size == read_config(teacher).intermediate_size // 2
+    both = read_config(models / "teacher-ffn50-h50" / "model")
+    assert (both.intermediate_size, both.num_heads) == (read_config(teacher).intermediate_size // 2, read_config(teacher).num_heads // 2)
+
+
+def test_heads_variants_prune_the_smallest_ffn_share_or_the_heads_alone():
+    from edgept.optimize.plan import recipes
+
+    both = OptimizeConfig(**{**SMALL, "ffn_keeps": (0.5, 0.25), "heads_keeps": (0.5,)})
+    assert [r.name for r in recipes(both, 2)] == ["teacher", "teacher-ffn50", "teacher-ffn25", "teacher-ffn25-h50",
+                                                 "s1", "s1-ffn50", "s1-ffn25", "s1-ffn25-h50"]
+    alone = recipes(OptimizeConfig(**{**SMALL, "heads_keeps": (0.5,)}), 2)[1]
+    assert (alone.name, alone.ffn_keep, alone.heads_keep, alone.base) == ("teacher-h50", None, 0.5, "teacher")
+    with pytest.raises(ConfigError, match="--prune-heads takes percents of attention heads"):
+        OptimizeConfig(**{**SMALL, "heads_keeps": (1.0,)})
