@@ -120,9 +120,13 @@ def test_a_decoder_tied_to_the_word_table_reads_the_one_int8_copy(tmp_path, enco
     # No fp32 table left, one int8 copy: the table's rows, or (ORT's modes) the decoder's transposed copy.
     stored = [tables(proto, (23, 32)), tables(proto, (32, 23))]
     assert sorted(stored, key=len) == [{}, {onnx.TensorProto.INT8: 1}], stored
+    # Against the same mode with fp32 tables, so only the table differs: on AVX2 without VNNI the
+    # u8s8 kernels saturate this tiny decoder's pair sums (CI: 11-15% off the fp32 logits' range,
+    # 1.4% on a VNNI CPU), and that error belongs to the kernels, not to the int8 table.
+    float_tables = quantize(bundle, tmp_path / "f.edgept", config_for(mode, embeddings="fp32"), calibration=cal)
     feeds = token_feeds(seed=9, n=3, seq=10)
-    ref, got = run(bundle, feeds)["logits"], run(out, feeds)["logits"]
-    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max(), np.abs(got - ref).max()
+    ref, got = run(float_tables, feeds)["logits"], run(out, feeds)["logits"]
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max(), np.abs(got - ref).max()  # measured 1.6% (VNNI)
     assert (got.argmax(-1) == ref.argmax(-1)).mean() > 0.9
 
 
