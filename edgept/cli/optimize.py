@@ -24,7 +24,8 @@ def optimize_cmd(
     depths: str = typer.Option("3,2", help="Layer counts of the distilled students."),
     embedding_sizes: str = typer.Option("128", help="For each depth, also a student with factorized embeddings of these widths ('' for none)."),
     prune_ffn: str = typer.Option("50,25", "--prune-ffn", help="For the teacher and each plain student, also one with its FFNs pruned to these percents of their neurons and recovered ('' for none)."),
-    prune_heads: str = typer.Option("", "--prune-heads", help="For each of those, also one with its attention heads pruned to these percents (FFNs at the smallest --prune-ffn) and recovered ('' for none)."),
+    prune_heads: str = typer.Option("25", "--prune-heads", help="For each of those, also one with its attention heads pruned to these percents (FFNs to --prune-heads-ffn) and recovered longer, on augmented copies ('' for none)."),
+    prune_heads_ffn: float = typer.Option(12.5, "--prune-heads-ffn", help="Percent of FFN neurons the heads-pruned candidates keep (100: FFNs whole)."),
     schedule: str = typer.Option("default", help="default (the measured recipe) | short (minutes; what `make demo` runs)."),
     max_length: int = typer.Option(64, help="Tokens per text."),
     seed: int = typer.Option(0, help="Seed of every training run and measurement input."),
@@ -39,6 +40,7 @@ def optimize_cmd(
         depths=parse_ints(depths, "--depths"), embedding_sizes=parse_ints(embedding_sizes, "--embedding-sizes") if embedding_sizes else (),
         ffn_keeps=tuple(p / 100 for p in parse_ints(prune_ffn, "--prune-ffn")) if prune_ffn else (),
         heads_keeps=tuple(p / 100 for p in parse_ints(prune_heads, "--prune-heads")) if prune_heads else (),
+        heads_ffn_keep=prune_heads_ffn / 100,
         schedule=schedule, max_length=max_length, seed=seed,
     )
     if dry_run:

@@ -16,10 +16,15 @@ from edgept.errors import ConfigError
 # distilled students beat on dev (docs/results/optimize-austen.md); small sets need more steps, not
 # more epochs' worth of data (Mosbach et al., 2021). fit keeps the best epoch on dev. Pruning
 # recovers for `prune_steps` per stage: 400 brought MiniLM's FFN 50% / 25% to -0.28 / +0.09 test
-# points of the teacher (docs/results/size.md), at 40% of the 1000 the first plan spent.
+# points of the teacher (docs/results/size.md), at 40% of the 1000 the first plan spent. A model with
+# its heads pruned too is cut deeper and recovers for `heads_prune_steps` per stage on the augmented
+# copies: 250 steps without them left MiniLM with FFN 12.5% + 33% of its heads 2.5 points short, 2000
+# on 20 copies brought FFN 12.5% + 25% of the heads to fp32 test -0.28 (docs/results/size.md).
 SCHEDULES = {
-    "default": {"teacher_epochs": 2.0, "teacher_min_steps": 500, "distill_steps": 3000, "augment_copies": 20, "prune_steps": 400, "bench_runs": 100},
-    "short": {"teacher_epochs": 0.25, "teacher_min_steps": 0, "distill_steps": 200, "augment_copies": 0, "prune_steps": 100, "bench_runs": 30},
+    "default": {"teacher_epochs": 2.0, "teacher_min_steps": 500, "distill_steps": 3000, "augment_copies": 20, "prune_steps": 400,
+                "heads_prune_steps": 2000, "bench_runs": 100},
+    "short": {"teacher_epochs": 0.25, "teacher_min_steps": 0, "distill_steps": 200, "augment_copies": 0, "prune_steps": 100,
+              "heads_prune_steps": 100, "bench_runs": 30},
 }
 
 
@@ -36,8 +41,10 @@ class OptimizeConfig(DictConfig):
       teacher and each plain student, also that model with every FFN pruned to this share of its
       neurons (edgept.compress.prune) and recovered by distillation from it (`prune_steps` per stage);
       25% is in the default because on MiniLM it was the fastest lever within a point (docs/results/size.md).
-      heads_keeps: for each of them, also one with its attention heads pruned to this share (and its
-      FFNs to the smallest of ffn_keeps).
+      heads_keeps: for each of them, also one with its attention heads pruned to this share and its
+      FFNs to heads_ffn_keep (1.0: FFNs whole), recovered `heads_prune_steps` per stage on augmented
+      copies. The default, a quarter of the heads and an eighth of the FFNs, made MiniLM >= 4x ORT's
+      dynamic INT8 at b1 s128 within a point of its test accuracy (docs/results/size.md).
     schedule: "default" or "short" (SCHEDULES); max_length: tokens per text; seed: every random choice.
     """
 
@@ -49,7 +56,8 @@ class OptimizeConfig(DictConfig):
     depths: tuple[int, ...] = (3, 2)
     embedding_sizes: tuple[int, ...] = (128,)
     ffn_keeps: tuple[float, ...] = (0.5, 0.25)
-    heads_keeps: tuple[float, ...] = ()
+    heads_keeps: tuple[float, ...] = (0.25,)
+    heads_ffn_keep: float = 0.125
     schedule: str = "default"
     max_length: int = 64
     batch_size: int = 32
@@ -72,6 +80,8 @@ class OptimizeConfig(DictConfig):
             object.__setattr__(self, field, keeps)
             if any(not 0.0 < k < 1.0 for k in keeps):
                 raise ConfigError(f"{flag} takes percents of {what} kept, each below 100 (e.g. 50), got {[100 * k for k in keeps]}")
+        if not 0.0 < self.heads_ffn_keep <= 1.0:
+            raise ConfigError(f"--prune-heads-ffn is a percent of FFN neurons kept in (0, 100], got {100 * self.heads_ffn_keep:g}")
         if self.max_length < 2:
             raise ConfigError(f"--max-length must be >= 2, got {self.max_length}")
 

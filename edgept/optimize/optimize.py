@@ -221,7 +221,9 @@ def _student(teacher: Path, recipe: ModelRecipe, data: DataConfig, work: Path, c
 
 
 def _pruned(base: Path, recipe: ModelRecipe, data: DataConfig, work: Path, config: OptimizeConfig) -> str:
-    """`base` with its FFNs and heads pruned as `recipe` says, recovered by distilling from `base`."""
+    """`base` with its FFNs and heads pruned as `recipe` says, recovered by distilling from `base`
+    (with heads pruned: longer, on augmented copies; SCHEDULES)."""
+    from edgept.compress.distill import AugmentConfig
     from edgept.compress.prune import PruneConfig
     from edgept.compress.recover import prune_and_recover
     from edgept.train import TrainConfig
@@ -229,10 +231,13 @@ def _pruned(base: Path, recipe: ModelRecipe, data: DataConfig, work: Path, confi
     out = work / "models" / recipe.name
     prune = PruneConfig(ffn_keep=recipe.ffn_keep or 1.0, heads_keep=recipe.heads_keep or 1.0, max_length=config.max_length,
                         seed=config.seed)
-    train = TrainConfig(max_steps=int(config.steps["prune_steps"]), lr=config.lr, batch_size=config.batch_size,
-                        seed=config.seed, save_every=100)
+    deep = recipe.heads_keep is not None
+    copies = int(config.steps["augment_copies"]) if deep else 0
+    train = TrainConfig(max_steps=int(config.steps["heads_prune_steps" if deep else "prune_steps"]), lr=config.lr,
+                        batch_size=config.batch_size, seed=config.seed, save_every=100)
     # resume=True also starts a fresh run when `out` holds none: a killed run continues where it stopped.
-    prune_and_recover(base, out, prune, train, data=data, max_length=config.max_length, resume=True, progress=False)
+    prune_and_recover(base, out, prune, train, data=data, max_length=config.max_length, resume=True, progress=False,
+                      augment=AugmentConfig(copies=copies, seed=config.seed) if copies else None)
     return str(out / "model")
 
 

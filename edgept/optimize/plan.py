@@ -29,7 +29,7 @@ class ModelRecipe:
         what = "the teacher" if self.layers is None else f"{self.layers}-layer student"
         if self.embedding_size:
             what += f", embeddings factorized to E={self.embedding_size}"
-        cuts = [f"{part} pruned to {keep:.0%}" for part, keep in (("FFNs", self.ffn_keep), ("heads", self.heads_keep)) if keep]
+        cuts = [f"{part} pruned to {100 * keep:g}%" for part, keep in (("FFNs", self.ffn_keep), ("heads", self.heads_keep)) if keep]
         return what + (f", {' and '.join(cuts)} and recovered" if cuts else "")
 
 
@@ -48,15 +48,15 @@ class Candidate:
 def recipes(config: OptimizeConfig, teacher_layers: int) -> list[ModelRecipe]:
     """The teacher, then each student depth shallowest first, each plain then factorized; the
     teacher and each plain student are followed by their pruned variants (made from them): one per
-    FFN share, then one per heads share with the FFNs also at the smallest FFN share (the fastest
-    cut is where head pruning pays: attention is a larger part of what is left)."""
+    FFN share, then one per heads share with the FFNs at `heads_ffn_keep` (head pruning pays where
+    the FFNs are cut deep too: attention is then most of what is left)."""
 
     def with_pruned(recipe: ModelRecipe) -> list[ModelRecipe]:
         def cut(ffn: float | None, heads: float | None) -> ModelRecipe:
             name = recipe.name + (f"-ffn{round(100 * ffn)}" if ffn else "") + (f"-h{round(100 * heads)}" if heads else "")
             return ModelRecipe(name, recipe.layers, ffn_keep=ffn, heads_keep=heads, base=recipe.name)
 
-        ffn = min(config.ffn_keeps, default=None)
+        ffn = config.heads_ffn_keep if config.heads_ffn_keep < 1.0 else None
         return [recipe, *(cut(k, None) for k in config.ffn_keeps), *(cut(ffn, h) for h in config.heads_keeps)]
 
     out = with_pruned(ModelRecipe("teacher"))
@@ -102,15 +102,17 @@ def estimate_seconds(
     measured step time `step`: a forward is about a third of a step, a student's step scales with its
     depth plus the teacher's forward, and augmentation is about one teacher forward per new text. A
     pruned model recovers in two stages from its unpruned base, each a step of the base's size plus
-    the base's forward."""
+    the base's forward (a heads-pruned one on augmented copies, labelled by the base)."""
     forward = step / 3
+    augment = config.steps["augment_copies"] * train_examples / config.batch_size * forward
     if recipe.base is not None:
         share = (recipe.layers or teacher_layers) / teacher_layers
-        return 2 * config.steps["prune_steps"] * share * (step + forward)
+        if recipe.heads_keep is None:
+            return 2 * config.steps["prune_steps"] * share * (step + forward)
+        return 2 * config.steps["heads_prune_steps"] * share * (step + forward) + share * augment
     if recipe.layers is None:
         return config.teacher_epochs(train_examples) * train_examples / config.batch_size * step if finetune_teacher else 0.0
     student_step = step * recipe.layers / teacher_layers + forward
-    augment = config.steps["augment_copies"] * train_examples / config.batch_size * forward
     return config.steps["distill_steps"] * student_step + augment
 
 

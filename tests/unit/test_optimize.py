@@ -14,7 +14,7 @@ from edgept.optimize.optimize import _report
 from edgept.optimize.report import pareto
 from tests.cli.test_distill_cli import write_reviews
 
-SMALL = dict(target="cpu-x86_64", schedule="short", depths=(1,), embedding_sizes=(), ffn_keeps=())
+SMALL = dict(target="cpu-x86_64", schedule="short", depths=(1,), embedding_sizes=(), ffn_keeps=(), heads_keeps=())
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_estimates_are_paced_by_what_finished_models_of_the_same_kind_took():
 def test_a_pruned_teacher_is_planned_after_it_and_built_smaller(teacher, tmp_path):
     from edgept.models.hf import read_config
 
-    config = OptimizeConfig(**{**SMALL, "depths": (), "ffn_keeps": (0.5,), "heads_keeps": (0.5,)})
+    config = OptimizeConfig(**{**SMALL, "depths": (), "ffn_keeps": (0.5,), "heads_keeps": (0.5,), "heads_ffn_keep": 0.5})
     data = str(write_reviews(tmp_path))
     plan = optimize(teacher, data, tmp_path / "run", config, dry_run=True)
     assert [p["candidate"] for p in plan] == ["teacher-int8", "teacher-fp32", "teacher-ffn50-int8", "teacher-ffn50-fp32",
@@ -177,13 +177,40 @@ def test_a_pruned_teacher_is_planned_after_it_and_built_smaller(teacher, tmp_pat
     assert (both.intermediate_size, both.num_heads) == (read_config(teacher).intermediate_size // 2, read_config(teacher).num_heads // 2)
 
 
-def test_heads_variants_prune_the_smallest_ffn_share_or_the_heads_alone():
-    from edgept.optimize.plan import recipes
+def test_heads_variants_prune_the_ffns_to_their_own_share_or_the_heads_alone():
+    from edgept.optimize.plan import estimate_seconds, recipes
 
     both = OptimizeConfig(**{**SMALL, "ffn_keeps": (0.5, 0.25), "heads_keeps": (0.5,)})
-    assert [r.name for r in recipes(both, 2)] == ["teacher", "teacher-ffn50", "teacher-ffn25", "teacher-ffn25-h50",
-                                                 "s1", "s1-ffn50", "s1-ffn25", "s1-ffn25-h50"]
-    alone = recipes(OptimizeConfig(**{**SMALL, "heads_keeps": (0.5,)}), 2)[1]
+    assert [r.name for r in recipes(both, 2)] == ["teacher", "teacher-ffn50", "teacher-ffn25", "teacher-ffn12-h50",
+                                                 "s1", "s1-ffn50", "s1-ffn25", "s1-ffn12-h50"]
+    alone = recipes(OptimizeConfig(**{**SMALL, "heads_keeps": (0.5,), "heads_ffn_keep": 1.0}), 2)[1]
     assert (alone.name, alone.ffn_keep, alone.heads_keep, alone.base) == ("teacher-h50", None, 0.5, "teacher")
     with pytest.raises(ConfigError, match="--prune-heads takes percents of attention heads"):
         OptimizeConfig(**{**SMALL, "heads_keeps": (1.0,)})
+    with pytest.raises(ConfigError, match="--prune-heads-ffn"):
+        OptimizeConfig(**{**SMALL, "heads_ffn_keep": 0.0})
+    # The default plan has the measured edge cut; it recovers longer, on augmented copies.
+    default = OptimizeConfig(target="cpu")
+    ffn, deep = (r for r in recipes(default, 6) if r.name in ("teacher-ffn25", "teacher-ffn12-h25"))
+    assert deep.describe() == "the teacher, FFNs pruned to 12.5% and heads pruned to 25% and recovered"
+    cost = {r.name: estimate_seconds(r, 6, default, 8000, 1.0, False) for r in (ffn, deep)}
+    assert cost["teacher-ffn12-h25"] > 5 * cost["teacher-ffn25"]
+
+
+def test_a_heads_pruned_candidate_recovers_longer_on_augmented_copies(monkeypatch, tmp_path):
+    import importlib
+
+    import edgept.compress.recover as recover
+    from edgept.optimize.plan import ModelRecipe
+
+    impl = importlib.import_module("edgept.optimize.optimize")
+    seen = {}
+    monkeypatch.setattr(recover, "prune_and_recover",
+                        lambda base, out, prune, train, **kw: seen.update({prune.heads_keep: (train.max_steps, kw["augment"])}))
+    config = OptimizeConfig(target="cpu")
+    for recipe in (ModelRecipe("teacher-ffn25", ffn_keep=0.25, base="teacher"),
+                   ModelRecipe("teacher-ffn12-h25", ffn_keep=0.125, heads_keep=0.25, base="teacher")):
+        impl._pruned(tmp_path, recipe, None, tmp_path, config)
+    assert seen[1.0] == (400, None)
+    steps, augment = seen[0.25]
+    assert (steps, augment.copies, augment.seed) == (2000, 20, 0)

@@ -10,6 +10,23 @@
 from __future__ import annotations
 
 from edgept.compress.prune.config import PruneConfig
-from edgept.compress.prune.prune import REPORT_FILE, PruneReport, load_pruned, prune_checkpoint, report_json
+from edgept.compress.prune.prune import (
+    REPORT_FILE,
+    PruneReport,
+    kept_heads,
+    kept_width,
+    load_pruned,
+    prune_checkpoint,
+    report_json,
+)
 
-__all__ = ["REPORT_FILE", "PruneConfig", "PruneReport", "load_pruned", "prune_checkpoint", "report_json"]
+__all__ = [
+    "REPORT_FILE",
+    "PruneConfig",
+    "PruneReport",
+    "kept_heads",
+    "kept_width",
+    "load_pruned",
+    "prune_checkpoint",
+    "report_json",
+]
