@@ -14,7 +14,7 @@ augmented copies (`--recover --augment N`). --student-only keeps of the
 teacher only its fp32 row and the baseline (the teacher's levers take most of the run's time).
 Baseline: ONNX Runtime's own `quantize_dynamic` of the exported teacher (per channel), what a user
 gets without edgept. Columns: bundle MiB (every file), dev and test accuracy through
-edgept.runtime on the shared rt-polarity split, and p50 latency at b1 s128, b1 s32 and b8 s128 from
+edgept.runtime on the shared rt-polarity split, and p50 latency at b1 s128, b1 s32, b8 s128 and b8 s32 from
 one interleaved `edgept.bench` run of every row, 1 thread; speed-ups are against the baseline.
 
 The edge cuts (EDGE_CUTS, on the teacher): FFNs pruned to 192 neurons with 3 heads a layer, and to

@@ -15,7 +15,7 @@ from edgept.errors import ConfigError
 # teacher every result starts from), while a task of 3000 texts got 180 steps and a teacher its own
 # distilled students beat on dev (docs/results/optimize-austen.md); small sets need more steps, not
 # more epochs' worth of data (Mosbach et al., 2021). fit keeps the best epoch on dev. Pruning
-# recovers for `prune_steps` per stage: 400 brought MiniLM's FFN 50% / 25% to -0.28 / +0.09 test
+# recovers for `prune_steps` per stage: 400 brought MiniLM's FFN 50% / 25% + int8 to -0.09 / +0.47 test
 # points of the teacher (docs/results/size.md), at 40% of the 1000 the first plan spent. A model with
 # its heads pruned too is cut deeper and recovers for `heads_prune_steps` per stage on the augmented
 # copies: 250 steps without them left MiniLM with FFN 12.5% + 33% of its heads 2.5 points short, 2000
@@ -40,7 +40,7 @@ class OptimizeConfig(DictConfig):
       with ALBERT-factorized embeddings of this width (fewer bytes, same speed). ffn_keeps: for the
       teacher and each plain student, also that model with every FFN pruned to this share of its
       neurons (edgept.compress.prune) and recovered by distillation from it (`prune_steps` per stage);
-      25% is in the default because on MiniLM it was the fastest lever within a point (docs/results/size.md).
+      25% is in the default because on MiniLM it was the fastest FFN-only lever within a point (docs/results/size.md).
       heads_keeps: for each of them, also one with its attention heads pruned to this share and its
       FFNs to heads_ffn_keep (1.0: FFNs whole), recovered `heads_prune_steps` per stage on augmented
       copies. The default, a quarter of the heads and an eighth of the FFNs, made MiniLM >= 4x ORT's
